@@ -1,0 +1,61 @@
+"""The ``codeczoo`` command line (also ``python -m codeczoo``).
+
+Each sub-command lives in its own module under :mod:`codeczoo.commands` with an
+``add_parser(subparsers)`` function; this module only wires them together and turns every
+:class:`~codeczoo.errors.CodeczooError` into one line on stderr and exit code 1.
+``fit``, ``validate`` and ``test`` hand the rest of the command line to LightningCLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import CodeczooError
+
+#: sub-command modules under codeczoo.commands, in the order ``--help`` lists them.
+COMMANDS = ("list", "info", "compress", "decompress", "demo", "eval", "bench", "paper_table",
+            "figure", "export")
+LIGHTNING_COMMANDS = ("fit", "validate", "test")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="codeczoo", description="A zoo of X-ray image codecs (learned and classical).")
+    parser.add_argument("--version", action="version", version=f"codeczoo {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"codeczoo.commands.{name}").add_parser(sub)
+    for name in LIGHTNING_COMMANDS:
+        sub.add_parser(name, help=f"LightningCLI {name} (see 'codeczoo {name} --help')",
+                       add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in LIGHTNING_COMMANDS:
+            from .training.cli import run_lightning_cli
+
+            run_lightning_cli(argv)
+            return 0
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 0
+        return int(args.func(args) or 0)
+    except CodeczooError as exc:
+        print(f"codeczoo: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("codeczoo: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""The byte layer every codeczoo codec shares: NumPy image in, container bytes out, and back.
+
+A codec has two layers (see ``docs/architecture.md``):
+
+* the **tensor layer**, CompressAI's contract: ``compress(x) -> {"strings", "shape"}`` and
+  ``decompress(strings, shape) -> {"x_hat"}`` on float tensors in [0, 1];
+* the **byte layer**, this class: ``encode(image, quality) -> bytes`` and ``decode(bytes) ->
+  image`` on 2-D integer images of any size and any bit depth from 1 to 16, returning exactly the
+  original shape and dtype, wrapped in the self-describing container of :mod:`codeczoo.bitstream`.
+
+A codec subclasses :class:`Codec` (learned codecs also subclass
+``compressai.models.CompressionModel``) and implements :meth:`Codec.encode_values` and
+:meth:`Codec.decode_values`, which see only unsigned integers in ``[0, 2**bits - 1]``: validation,
+signedness and bit depth are handled here and in :mod:`codeczoo.intensity`, never in a codec.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import ClassVar, Sequence
+
+import numpy as np
+
+from . import bitstream, intensity
+from .bitstream import NO_WEIGHTS, Header
+from .errors import BitstreamError, CodecMismatchError, CodeczooError
+from .intensity import ImageSpec
+
+
+class Codec:
+    """Byte-layer mixin: container handling and validation around a codec's own coding.
+
+    Class attributes a codec sets:
+        codec_name: registry name (set by :func:`codeczoo.registry.register_codec`).
+        codec_version: bumped whenever the payload format changes; a bitstream written by another
+            version is refused instead of mis-decoded.
+        qualities: the valid rate settings, lowest rate first.
+        default_quality: used when ``encode`` is called without ``quality``.
+    """
+
+    codec_name: ClassVar[str] = ""
+    codec_version: ClassVar[str] = "1"
+    qualities: Sequence[int] = ()
+    default_quality: int = 1
+
+    # -- what a codec implements -------------------------------------------------------------
+    def encode_values(self, values: np.ndarray, spec: ImageSpec, quality: int
+                      ) -> tuple[bytes, tuple[int, int]]:
+        """Code unsigned integers (``uint16``, H x W, < 2**spec.bits_stored).
+
+        Returns the payload and the padding ``(bottom, right)`` the codec added.
+        """
+        raise NotImplementedError
+
+    def decode_values(self, payload: bytes, header: Header) -> np.ndarray:
+        """Inverse of :meth:`encode_values`: unsigned integers of the original H x W."""
+        raise NotImplementedError
+
+    def is_lossless(self, quality: int) -> bool:
+        """Whether ``quality`` reproduces every stored integer exactly."""
+        return False
+
+    def weights_hash(self) -> bytes:
+        """First 8 bytes of the sha256 of the codec's weights (zeros for codecs without)."""
+        return NO_WEIGHTS
+
+    # -- the shared byte layer -----------------------------------------------------------------
+    def check_quality(self, quality: int | None) -> int:
+        quality = self.default_quality if quality is None else quality
+        if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)):
+            raise CodeczooError(f"{self.codec_name}: quality must be an integer, got {quality!r}")
+        if self.qualities and int(quality) not in self.qualities:
+            raise CodeczooError(
+                f"{self.codec_name}: quality {quality} not supported "
+                f"(choose from {min(self.qualities)}..{max(self.qualities)})")
+        return int(quality)
+
+    def encode(self, image: np.ndarray, quality: int | None = None, *,
+               bits_stored: int | None = None, photometric: str = "MONOCHROME2",
+               metadata: bytes = b"", metadata_kind: str = "none") -> bytes:
+        """Compress a 2-D integer image into a self-describing codeczoo bitstream.
+
+        ``metadata`` (e.g. a DICOM data set without pixel data, ``metadata_kind="dicom"``) travels
+        in the container untouched, so a decoder can restore the original file format.
+        """
+        if metadata and metadata_kind == "none":
+            raise CodeczooError("metadata given without a metadata_kind")
+        spec = intensity.describe(image, bits_stored, photometric)
+        quality = self.check_quality(quality)
+        payload, (pad_bottom, pad_right) = self.encode_values(
+            intensity.to_unsigned(image, spec), spec, quality)
+        header = Header(self.codec_name, self.codec_version, self.weights_hash(), quality, spec,
+                        pad_bottom, pad_right, len(payload), metadata_kind, bytes(metadata))
+        return bitstream.pack(header, payload)
+
+    def check_header(self, header: Header) -> None:
+        """Refuse a bitstream written by another codec, version or set of weights."""
+        if header.codec != self.codec_name:
+            raise CodecMismatchError(
+                f"bitstream was written by codec {header.codec!r}, not {self.codec_name!r}")
+        if header.codec_version != self.codec_version:
+            raise CodecMismatchError(
+                f"bitstream was written by {header.codec} version {header.codec_version}; "
+                f"this codeczoo has version {self.codec_version}")
+        mine = self.weights_hash()
+        if header.weights_hash != mine:
+            raise CodecMismatchError(
+                f"bitstream was written with {header.codec} weights {header.weights_hex}, "
+                f"these weights are {mine.hex()}")
+
+    def decode_with_header(self, data: bytes) -> tuple[np.ndarray, Header]:
+        header, payload = bitstream.unpack(data)
+        self.check_header(header)
+        if self.qualities and header.quality not in self.qualities:
+            raise BitstreamError(f"header holds an invalid quality {header.quality}")
+        try:
+            values = self.decode_values(payload, header)
+        except CodeczooError:
+            raise
+        except Exception as exc:  # a payload the CRC passed but the codec cannot parse
+            raise BitstreamError(f"{header.codec} payload could not be decoded ({exc})") from exc
+        spec = header.spec
+        if values.shape != (spec.height, spec.width):
+            raise BitstreamError(
+                f"decoded {values.shape[0]}x{values.shape[1]}, header says {spec.height}x{spec.width}")
+        return intensity.from_unsigned(values, spec), header
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """Decompress a codeczoo bitstream back to the original shape and dtype."""
+        return self.decode_with_header(data)[0]
+
+
+def state_dict_hash(state_dict) -> bytes:
+    """sha256 over a module's tensors (sorted names, float32 little-endian), first 8 bytes.
+
+    Two models with this hash decode each other's bitstreams identically; it is what the
+    container records as the weights hash of a learned codec.
+    """
+    digest = hashlib.sha256()
+    for key in sorted(state_dict):
+        tensor = state_dict[key]
+        digest.update(key.encode())
+        digest.update(np.ascontiguousarray(
+            tensor.detach().cpu().float().numpy(), dtype="<f4").tobytes())
+    return digest.digest()[:8]

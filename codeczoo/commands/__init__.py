@@ -1,0 +1,1 @@
+"""Sub-commands of the codeczoo command line, one module each."""
