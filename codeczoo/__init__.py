@@ -13,6 +13,13 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+import warnings as _warnings
+
+# compressai 1.2.8 calls torch.jit.script at import time, which torch >= 2.10 reports as
+# deprecated on every start of the command line; the call still works, so keep stderr clean.
+_warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated",
+                         category=FutureWarning)
+
 from .bitstream import Header, read_header
 from .codec import Codec
 from .errors import (BitstreamError, CodecMismatchError, CodeczooError, ImageFormatError,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io as _io
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -80,18 +79,13 @@ def plan(inputs: list[str], output: str, suffixes: tuple[str, ...],
     return jobs
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` via a temporary file in the same folder, so a crash leaves no half file."""
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write a bitstream atomically (a crash leaves no half file); the plan already checked
+    the overwrite rule, so an existing file here is one the user allowed us to replace."""
+    from .io.image import write_atomically
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomically(path, lambda tmp: Path(tmp).write_bytes(data), overwrite=True)
 
 
 def dataset_to_bytes(dataset) -> bytes:
@@ -146,8 +140,10 @@ def output_suffix(data: bytes, requested: str = "auto") -> str:
 
 def decompress_file(data: bytes, target: Path, codec=None) -> None:
     """Decode a bitstream and write the image to ``target`` (format from its suffix)."""
+    import numpy as np
+
     from . import decoder_for
-    from .io import write_image
+    from .io import lossy_method_for, write_image
 
     codec = codec or decoder_for(data)
     pixels, header = codec.decode_with_header(data)
@@ -156,15 +152,9 @@ def decompress_file(data: bytes, target: Path, codec=None) -> None:
         source = dataset_from_bytes(header.metadata)
     elif target.suffix.lower() in (".dcm", ".dicom"):
         raise CodeczooError(f"{target}: this bitstream has no DICOM metadata; write .png or .npy")
-    lossy = not codec.is_lossless(header.quality)
-    bytes_per_pixel = 1 if header.spec.dtype.endswith("8") else 2
-    ratio = header.spec.pixels * bytes_per_pixel / max(1, len(data))
-    buffer_path = target.with_name(f".{target.name}.part{target.suffix}")
-    try:
-        write_image(buffer_path, pixels, bits_stored=header.spec.bits_stored,
-                    photometric=header.spec.photometric, dataset=source, lossy=lossy,
-                    ratio=ratio, method=f"codeczoo {header.codec}")
-        os.replace(buffer_path, target)
-    finally:
-        if buffer_path.exists():
-            buffer_path.unlink()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_image(target, pixels, bits_stored=header.spec.bits_stored,
+                photometric=header.spec.photometric, dataset=source,
+                lossy=not codec.is_lossless(header.quality),
+                ratio=header.spec.pixels * np.dtype(header.spec.dtype).itemsize / max(1, len(data)),
+                method=lossy_method_for(header.codec), overwrite=True)

@@ -22,7 +22,7 @@ def run(args) -> int:
 
     from .. import load
     from ..bitstream import read_header
-    from ..files import BITSTREAM_SUFFIX, IMAGE_SUFFIXES, compress_file, plan, write_atomically
+    from ..files import BITSTREAM_SUFFIX, IMAGE_SUFFIXES, compress_file, plan, write_bytes
     from ..registry import has_pretrained
 
     jobs = plan(args.inputs, args.output, IMAGE_SUFFIXES, BITSTREAM_SUFFIX, args.force)
@@ -31,7 +31,7 @@ def run(args) -> int:
     total_in = total_out = pixels = 0
     for job in tqdm(jobs, desc=f"compress ({args.codec})", unit="img", disable=len(jobs) < 2):
         data = compress_file(job.source, codec, args.quality)
-        write_atomically(job.target, data)
+        write_bytes(job.target, data)
         pixels += read_header(data).spec.pixels
         total_in += job.source.stat().st_size
         total_out += len(data)

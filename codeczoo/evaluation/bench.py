@@ -1,0 +1,166 @@
+"""Benchmark: every codec over a range of rates against JPEG 2000, on a data folder or the samples.
+
+For each codec :func:`codeczoo.evaluation.evaluate.evaluate` writes ``<codec>.json`` (CompressAI's
+schema); then the Bjøntegaard delta rate of each codec against JPEG 2000 (the anchor) is computed
+for PSNR and MS-SSIM (dB), and a markdown table (``table.md``, ready to paste into
+``docs/results.md``, with the exact command that made it) and an RD plot (``rd.png``) are written.
+
+Which codecs: every learned codec that ships pretrained weights
+(``codeczoo.list_codecs(pretrained=True)``) plus ``jpeg2000``; untrained ones only when asked
+(``include_untrained=True``: useful to test the pipeline, meaningless as results, and labelled
+"(untrained)").
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from .. import __version__
+from ..errors import CodeczooError
+from ..registry import codec_class, list_codecs
+from .bdrate import BDRateError, bd_rate, ms_ssim_db
+from .data import describe_source, find_images
+from .evaluate import evaluate, write_results
+from .plot import rd_plot
+
+ANCHOR = "jpeg2000"
+
+
+@dataclass
+class BenchReport:
+    """What a bench run produced."""
+
+    results: dict[str, dict[str, Any]]
+    bd_rates: dict[str, dict[str, float | str]]
+    table: str
+    files: list[Path] = field(default_factory=list)
+
+
+def bench_codecs(codecs: Sequence[str] | None = None, include_untrained: bool = False) -> list[str]:
+    """The codecs to benchmark (the anchor ``jpeg2000`` always last, and always included)."""
+    if codecs:
+        names = []
+        for name in codecs:
+            codec_class(name)  # UnknownCodecError for a typo
+            if name not in names:
+                names.append(name)
+    else:
+        names = list_codecs(pretrained=True)
+        if include_untrained:
+            names += [n for n in list_codecs(pretrained=False) if n not in names]
+    names = [n for n in names if n != ANCHOR]
+    return names + [ANCHOR]
+
+
+def bd_rates_against(anchor: dict[str, Any], result: dict[str, Any], method: str = "pchip"
+                     ) -> dict[str, float | str]:
+    """BD-rate (%) of ``result`` against ``anchor`` for PSNR and MS-SSIM (dB); a reason string
+    instead of a number where the curves cannot be compared."""
+    out: dict[str, float | str] = {}
+    for metric in ("psnr", "ms-ssim"):
+        a, t = anchor["results"], result["results"]
+        qa, qt = a.get(metric), t.get(metric)
+        if metric == "ms-ssim":
+            qa, qt = ms_ssim_db(qa or []), ms_ssim_db(qt or [])
+        try:
+            out[metric] = bd_rate(a["bpp"], qa, t["bpp"], qt, method=method)
+        except BDRateError as exc:
+            out[metric] = f"n/a ({exc})"
+    return out
+
+
+def _fmt_bd(value: float | str) -> str:
+    return f"{value:+.1f} %" if isinstance(value, float) else "n/a"
+
+
+def _span(values: Sequence[float | None], fmt: str) -> str:
+    kept = [v for v in values if v is not None]
+    if not kept:
+        return "–"
+    return f"{format(min(kept), fmt)}–{format(max(kept), fmt)}"
+
+
+def markdown_table(results: dict[str, dict[str, Any]], bd: dict[str, dict[str, float | str]],
+                   command: str, source: str, method: str) -> str:
+    """The bench table in markdown, with the data, the command and the method stated."""
+    any_result = next(iter(results.values()))
+    ds = any_result["dataset"]
+    lines = [
+        f"Data: {source} ({ds['images']} image(s), bit depth {ds['bit_depths']}, "
+        f"{ds['ms_ssim_images']} large enough for MS-SSIM). "
+        f"codeczoo {__version__}, Python {platform.python_version()}.",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"BD-rate against JPEG 2000 ({method} interpolation of log-rate over quality; negative = "
+        "fewer bits than JPEG 2000 at equal quality). bpp from whole bitstreams.",
+        "",
+        "| codec | weights | qualities | bpp | PSNR [dB] | MS-SSIM | BD-rate (PSNR) | BD-rate (MS-SSIM) | enc s/img | dec s/img |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, result in results.items():
+        r, codec = result["results"], result["codec"]
+        weights = ("pretrained " + (codec["weights_hash"] or "")[:8]) if codec["pretrained"] \
+            else ("untrained" if codec["learned"] else "–")
+        quals = ",".join(str(q) for q in result["quality"])
+        bdp = "anchor" if name == ANCHOR else _fmt_bd(bd[name]["psnr"])
+        bdm = "anchor" if name == ANCHOR else _fmt_bd(bd[name]["ms-ssim"])
+        enc = [v for v in r["encoding_time"] if v is not None]
+        dec = [v for v in r["decoding_time"] if v is not None]
+        lines.append(
+            f"| {result['name']} | {weights} | {quals} | {_span(r['bpp'], '.3f')} | "
+            f"{_span(r['psnr'], '.2f')} | {_span(r['ms-ssim'], '.4f')} | {bdp} | {bdm} | "
+            f"{sum(enc) / max(len(enc), 1):.3f} | {sum(dec) / max(len(dec), 1):.3f} |")
+    notes = [f"- {n}: BD-rate {m}: {v}" for n, per in bd.items() for m, v in per.items()
+             if isinstance(v, str)]
+    if notes:
+        lines += ["", "Not comparable:"] + notes
+    return "\n".join(lines) + "\n"
+
+
+def run_bench(data=None, codecs: Sequence[str] | None = None, output_dir: str | Path = "bench",
+              qualities: dict[str, Sequence[int]] | None = None, include_untrained: bool = False,
+              limit: int | None = None, device: str | None = None, method: str = "pchip",
+              progress: bool = True, command: str | None = None) -> BenchReport:
+    """Run the benchmark and write ``<codec>.json``, ``bd_rates.json``, ``table.md``, ``rd.png``
+    into ``output_dir``.
+
+    ``data`` is a folder, file or list (``None``: the bundled samples); ``qualities`` maps a codec
+    name to the rates to sweep (default: each codec's :func:`~.evaluate.default_qualities`).
+    """
+    names = bench_codecs(codecs, include_untrained)
+    images = find_images(data, limit=limit)
+    source = describe_source(data)
+    out = Path(output_dir)
+    if out.exists() and not out.is_dir():
+        raise CodeczooError(f"output {out} is a file, not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    qualities = qualities or {}
+    unknown = set(qualities) - set(names)
+    if unknown:
+        raise CodeczooError(f"qualities given for codecs not benchmarked: {', '.join(sorted(unknown))}")
+
+    results: dict[str, dict[str, Any]] = {}
+    files: list[Path] = []
+    for name in names:
+        pretrained = False if name == ANCHOR else None
+        results[name] = evaluate(name, images, qualities.get(name), pretrained=pretrained,
+                                 device=device, progress=progress, source=source)
+        files.append(write_results(results[name], out / f"{name}.json"))
+
+    anchor = results[ANCHOR]
+    bd = {name: bd_rates_against(anchor, result, method) for name, result in results.items()
+          if name != ANCHOR}
+    command = command or f"codeczoo bench {data if data is not None else ''} --codecs {','.join(names)}"
+    table = markdown_table(results, bd, command, source, method)
+    (out / "table.md").write_text(table)
+    (out / "bd_rates.json").write_text(json.dumps(
+        {"anchor": ANCHOR, "method": method, "bd_rate_percent": bd}, indent=2) + "\n")
+    files += [out / "table.md", out / "bd_rates.json"]
+    files.append(rd_plot(list(results.values()), out / "rd.png",
+                         title=f"Rate–distortion on {Path(source).name if data is not None else 'bundled samples'}"))
+    return BenchReport(results, bd, table, files)

@@ -1,0 +1,311 @@
+"""Rate–distortion of one codec over a set of images, written in CompressAI's results schema.
+
+For every image and every quality: ``codec.encode(image, quality)`` gives real bytes (the whole
+codeczoo bitstream: header, payload and CRC), ``codec.decode(bytes)`` gives the image back; the
+rate is ``len(bytes) * 8 / pixels of the original image`` and the distortion is measured on the
+stored integers with the image's own bit depth (:mod:`codeczoo.metrics`). Results are averaged
+over images per quality (mean of per-image values, CompressAI's convention)::
+
+    {"name": "jpeg2000", "description": "...",
+     "results": {"bpp": [...], "psnr": [...], "ms-ssim": [...], "ssim": [...],
+                 "encoding_time": [...], "decoding_time": [...], "payload_bpp": [...],
+                 "psnr-rgb": [...], "ms-ssim-rgb": [...]},
+     "quality": [...], "bit_depth": 8, "dataset": {...}, "codec": {...}}
+
+``payload_bpp`` counts the codec's payload alone (without the codeczoo header and CRC, about 40
+bytes: what matters on small crops). ``psnr-rgb`` / ``ms-ssim-rgb`` repeat ``psnr`` / ``ms-ssim`` (our images are one channel): they
+are the keys CompressAI 1.2.8's ``python -m compressai.utils.plot`` reads for ``-m psnr`` and
+``-m ms-ssim``, so our files plot there unchanged. Non-finite values (the PSNR of a lossless
+result is infinite) and MS-SSIM of images too small for it are written as ``null``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .. import metrics
+from ..bitstream import read_header
+from ..errors import CodeczooError
+from .data import Sample, describe_source, iter_samples
+
+#: keys of ``results`` that are means of per-image values, in output order.
+RESULT_KEYS = ("bpp", "psnr", "ms-ssim", "ssim", "encoding_time", "decoding_time", "payload_bpp")
+#: CompressAI 1.2.8 plot aliases (see the module docstring).
+COMPRESSAI_ALIASES = {"psnr-rgb": "psnr", "ms-ssim-rgb": "ms-ssim"}
+
+
+@dataclass
+class Measurement:
+    """One image coded at one quality."""
+
+    image: str
+    quality: int
+    bytes: int
+    payload_bytes: int
+    pixels: int
+    bits_stored: int
+    bpp: float
+    psnr: float
+    ssim: float | None
+    ms_ssim: float | None
+    encoding_time: float
+    decoding_time: float
+
+    def as_result(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["ms-ssim"] = out.pop("ms_ssim")
+        out["payload_bpp"] = self.payload_bytes * 8.0 / self.pixels
+        return out
+
+
+def load_codec(codec, pretrained: bool | None = None, device: str | None = None):
+    """A codec instance from a registered name (or the instance itself).
+
+    ``pretrained=None`` loads the shipped weights where the codec has them and builds it fresh
+    otherwise; ``True`` insists on weights (``WeightsError`` if none ship); ``False`` never loads
+    them. Learned codecs are moved to ``device`` when given.
+    """
+    if isinstance(codec, str):
+        from ..registry import has_pretrained, load
+
+        if pretrained is None:
+            pretrained = has_pretrained(codec)
+        codec = load(codec, pretrained=pretrained)
+    if device is not None and hasattr(codec, "to"):
+        codec = codec.to(device)
+    return codec
+
+
+def is_learned(codec) -> bool:
+    try:
+        import torch
+
+        return isinstance(codec, torch.nn.Module) and any(True for _ in codec.parameters())
+    except ImportError:  # pragma: no cover
+        return False
+
+
+def default_qualities(codec, count: int = 8) -> list[int]:
+    """The qualities to sweep when none are given.
+
+    A codec may name them itself with an ``eval_qualities`` attribute (JPEG 2000 does: ratios
+    1, 2, 4, 8, ...); otherwise every quality if there are at most ``count``, else ``count`` of
+    them spaced geometrically from the lowest to the highest.
+    """
+    explicit = getattr(codec, "eval_qualities", None)
+    if explicit:
+        return sorted({codec.check_quality(int(q)) for q in explicit})
+    qualities = sorted(int(q) for q in codec.qualities)
+    if not qualities:
+        return [codec.check_quality(None)]
+    if len(qualities) <= count:
+        return qualities
+    picks = np.unique(np.round(np.geomspace(1, len(qualities), count)).astype(int) - 1)
+    return [qualities[i] for i in picks]
+
+
+def parse_ints(text: str | Sequence[int] | None, what: str = "qualities") -> list[int] | None:
+    """``"1,2,4"`` (or a list) -> ``[1, 2, 4]``; ``None`` stays ``None``."""
+    if text is None:
+        return None
+    if isinstance(text, str):
+        try:
+            values = [int(v) for v in text.replace(" ", "").split(",") if v]
+        except ValueError:
+            raise CodeczooError(f"{what} must be integers separated by commas, got {text!r}") from None
+    else:
+        values = [int(v) for v in text]
+    if not values:
+        raise CodeczooError(f"no {what} given")
+    return values
+
+
+def parse_qualities(text: str | Sequence[int] | None) -> list[int] | None:
+    """Rate settings from the command line; ``None`` means the codec's default sweep."""
+    return parse_ints(text, "qualities")
+
+
+def measure(codec, sample: Sample, quality: int | None, bitstream_path: Path | None = None,
+            **encode_options) -> Measurement:
+    """Encode and decode one image at one quality; the rate comes from the bytes (on disk if
+    ``bitstream_path`` is given: the file is written and its size read back).
+
+    ``encode_options`` go to ``codec.encode`` (e.g. ``bpp=`` for JPEG 2000, with
+    ``quality=None``); the quality recorded is the one the bitstream header holds.
+    """
+    import torch
+
+    with torch.no_grad():
+        start = time.perf_counter()
+        data = codec.encode(sample.pixels, quality, bits_stored=sample.bits_stored,
+                            photometric=sample.photometric, **encode_options)
+        encoding_time = time.perf_counter() - start
+        start = time.perf_counter()
+        restored = codec.decode(data)
+        decoding_time = time.perf_counter() - start
+    if restored.shape != sample.pixels.shape or restored.dtype != sample.pixels.dtype:
+        raise CodeczooError(
+            f"{sample.name}: {getattr(codec, 'codec_name', 'codec')} returned {restored.shape} "
+            f"{restored.dtype}, the original is {sample.pixels.shape} {sample.pixels.dtype}")
+    size = len(data)
+    header = read_header(data)
+    if bitstream_path is not None:
+        if bitstream_path.exists():
+            raise CodeczooError(f"bitstream {bitstream_path} exists: choose an empty folder")
+        bitstream_path.write_bytes(data)
+        size = os.path.getsize(bitstream_path)
+    bits = sample.bits_stored
+    return Measurement(
+        image=sample.name, quality=int(header.quality), bytes=size,
+        payload_bytes=header.payload_length,
+        pixels=sample.pixel_count,
+        bits_stored=bits, bpp=metrics.bpp(size, sample.pixel_count),
+        psnr=metrics.psnr(sample.pixels, restored, bits),
+        ssim=metrics.ssim(sample.pixels, restored, bits) if min(restored.shape) >= metrics.SSIM_KERNEL else None,
+        ms_ssim=metrics.ms_ssim(sample.pixels, restored, bits),
+        encoding_time=encoding_time, decoding_time=decoding_time)
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return float(np.mean(kept)) if kept else None
+
+
+def summarize(measurements: list[Measurement], qualities: list[int]) -> dict[str, list]:
+    """Per-quality means of every result key (``None`` where no image had a value)."""
+    results: dict[str, list] = {key: [] for key in RESULT_KEYS}
+    for quality in qualities:
+        rows = [m.as_result() for m in measurements if m.quality == quality]
+        for key in RESULT_KEYS:
+            results[key].append(_mean(row[key] for row in rows))
+    for alias, key in COMPRESSAI_ALIASES.items():
+        results[alias] = list(results[key])
+    return results
+
+
+def evaluate(codec, images: Iterable, qualities: Sequence[int] | None = None, *,
+             pretrained: bool | None = None, per_image: bool = False,
+             save_bitstreams: str | Path | None = None, device: str | None = None,
+             progress: bool = False, source: str | None = None) -> dict[str, Any]:
+    """Evaluate ``codec`` (a registered name or an instance) on ``images`` at ``qualities``.
+
+    Args:
+        codec: codec name (built with :func:`load_codec`) or a codec instance.
+        images: paths, :class:`~codeczoo.evaluation.data.Sample`\\ s, images from
+            :func:`codeczoo.io.read_image` or 2-D integer arrays; read one at a time.
+        qualities: rate settings (validated before any work); default :func:`default_qualities`.
+        pretrained: see :func:`load_codec`.
+        per_image: also return every measurement under ``"per_image"``.
+        save_bitstreams: folder to write every bitstream to (``<index>_<stem>_q<quality>.czoo``);
+            the rate is then read back from the file sizes on disk.
+        device: move a learned codec there (``"cuda"``) before coding.
+        progress: show a tqdm progress bar.
+        source: description of the data set for the results (default: derived from ``images``).
+
+    Returns:
+        A dict in CompressAI's results schema (see the module docstring); JSON-safe (no inf/NaN).
+    """
+    name = codec if isinstance(codec, str) else getattr(codec, "codec_name", type(codec).__name__)
+    instance = load_codec(codec, pretrained, device)
+    if isinstance(codec, str) and pretrained is None:
+        from ..registry import has_pretrained
+
+        pretrained = has_pretrained(codec)
+    qualities = default_qualities(instance) if qualities is None else \
+        [instance.check_quality(int(q)) for q in qualities]
+    images = list(images) if not isinstance(images, (list, tuple)) else images
+    if not images:
+        raise CodeczooError("no images to evaluate")
+    out_dir = None
+    if save_bitstreams is not None:
+        out_dir = Path(save_bitstreams)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise CodeczooError(f"--save-bitstreams {out_dir} is a file, not a folder")
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    from tqdm import tqdm
+
+    measurements: list[Measurement] = []
+    bit_depths, photometrics, sizes = set(), set(), []
+    total = len(images) * len(qualities)
+    with tqdm(total=total, desc=f"eval {name}", unit="code", disable=not progress) as bar:
+        for index, sample in enumerate(iter_samples(images)):
+            bit_depths.add(sample.bits_stored)
+            photometrics.add(sample.photometric)
+            sizes.append(sample.pixels.shape)
+            for quality in qualities:
+                path = None
+                if out_dir is not None:
+                    path = out_dir / f"{index:04d}_{Path(sample.name).stem}_q{quality}.czoo"
+                measurements.append(measure(instance, sample, quality, path))
+                bar.update(1)
+
+    learned = is_learned(instance)
+    label = name if not (learned and pretrained is False) else f"{name} (untrained)"
+    header_hash = instance.weights_hash().hex() if hasattr(instance, "weights_hash") else None
+    depth = sorted(bit_depths)
+    source = source or describe_source(images)
+    result: dict[str, Any] = {
+        "name": label,
+        "description": (
+            f"codeczoo eval of {name} on {source}; bpp = bitstream bytes * 8 / original pixels "
+            f"(whole codeczoo container), PSNR with peak 2^bits_stored - 1, SSIM/MS-SSIM "
+            f"(torchmetrics, 11-px Gaussian window); means over {len(images)} image(s)"),
+        "results": summarize(measurements, list(qualities)),
+        "quality": list(qualities),
+        "bit_depth": depth[0] if len(depth) == 1 else depth,
+        "dataset": {
+            "source": source,
+            "images": len(images),
+            "pixels": int(sum(h * w for h, w in sizes)),
+            "bit_depths": depth,
+            "photometric": sorted(photometrics),
+            "smallest": list(min(sizes, key=lambda s: s[0] * s[1])),
+            "largest": list(max(sizes, key=lambda s: s[0] * s[1])),
+            "ms_ssim_images": sum(metrics.ms_ssim_supported(*s) for s in sizes),
+        },
+        "codec": {
+            "name": name,
+            "version": getattr(instance, "codec_version", None),
+            "learned": learned,
+            "pretrained": pretrained if learned else None,
+            "weights_hash": header_hash,
+            "lossless_qualities": [q for q in qualities if instance.is_lossless(q)],
+        },
+    }
+    if device is not None:
+        result["device"] = str(device)
+    if per_image:
+        result["per_image"] = [m.as_result() for m in measurements]
+    return metrics.json_safe(result)
+
+
+def write_results(result: dict[str, Any], path: str | Path, overwrite: bool = True) -> Path:
+    """Write a results dict as strict JSON (``null`` for non-finite values)."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise CodeczooError(f"{path} exists")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(metrics.json_safe(result), indent=2, allow_nan=False) + "\n")
+    return path
+
+
+def read_results(path: str | Path) -> dict[str, Any]:
+    """Read a results JSON written by :func:`write_results` (or by CompressAI)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CodeczooError(f"results file not found: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise CodeczooError(f"{path} is not valid JSON ({exc})") from None
+    if "results" not in data or "bpp" not in data["results"]:
+        raise CodeczooError(f"{path} is not a results file (no results.bpp)")
+    return data
