@@ -1,0 +1,5 @@
+"""Reusable neural network layers."""
+
+from .convlstm import ConvLSTMCell
+
+__all__ = ["ConvLSTMCell"]

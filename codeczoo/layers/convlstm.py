@@ -1,0 +1,97 @@
+"""Convolutional LSTM cell (Shi et al. 2015), the recurrent unit of codeczoo's learned codecs.
+
+Shi, Chen, Wang, Yeung, Wong, Woo, "Convolutional LSTM Network: A Machine Learning Approach for
+Precipitation Nowcasting", NeurIPS 2015 (arXiv:1506.04214).  An LSTM whose input-to-state and
+state-to-state transitions are convolutions, so the hidden and cell states are feature maps::
+
+    i, f, o, g = split(W_x * x + W_h * h_{t-1} + b)
+    c_t = sigmoid(f) . c_{t-1} + sigmoid(i) . tanh(g)
+    h_t = sigmoid(o) . tanh(c_t)
+
+As in Toderici et al. (2017) the input convolution may be strided (the cell then downsamples),
+and the input and hidden kernels are chosen separately.  Convolutions are zero-padded by
+``kernel // 2`` ("same" style): with odd kernels the output is ``ceil(H / stride)`` x
+``ceil(W / stride)``, so a stride-2 cell halves an even-sized input exactly.
+
+The state ``(h, c)`` is passed in and returned, never stored on the module, so one cell can run
+several independent sequences (e.g. image tiles) and is safe to use from several threads.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+State = tuple[Tensor, Tensor]
+
+
+class ConvLSTMCell(nn.Module):
+    """One ConvLSTM layer step.
+
+    Args:
+        in_channels: channels of the input ``x``.
+        hidden_channels: channels of the hidden and cell states (and of the output).
+        kernel_size: input-to-state kernel (odd).
+        stride: stride of the input-to-state convolution (the state has the strided size).
+        hidden_kernel_size: state-to-state kernel (odd; 1 in Toderici's encoder).
+        bias: learn a bias on the gates (Toderici et al. use none).
+        forget_bias: added to the forget-gate pre-activation (1.0 keeps early gradients alive;
+            0.0 gives the plain formulation).
+
+    ``forward(x, state=None) -> (h, c)``: ``state`` is the previous ``(h, c)`` or ``None`` for
+    zeros; the returned pair is the new state, and ``h`` is the layer's output.
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 3,
+                 stride: int = 1, hidden_kernel_size: int = 1, bias: bool = True,
+                 forget_bias: float = 0.0):
+        super().__init__()
+        for name, k in (("kernel_size", kernel_size), ("hidden_kernel_size", hidden_kernel_size)):
+            if k < 1 or k % 2 == 0:
+                raise ValueError(f"{name} must be a positive odd integer, got {k}")
+        if stride < 1:
+            raise ValueError(f"stride must be >= 1, got {stride}")
+        self.in_channels = in_channels
+        self.hidden_channels = hidden_channels
+        self.stride = stride
+        self.forget_bias = float(forget_bias)
+        self.conv_ih = nn.Conv2d(in_channels, 4 * hidden_channels, kernel_size, stride=stride,
+                                 padding=kernel_size // 2, bias=bias)
+        self.conv_hh = nn.Conv2d(hidden_channels, 4 * hidden_channels, hidden_kernel_size,
+                                 padding=hidden_kernel_size // 2, bias=bias)
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """Spatial size of the state for an input of ``height`` x ``width``."""
+        return -(-height // self.stride), -(-width // self.stride)
+
+    def zero_state(self, x: Tensor) -> State:
+        """All-zero ``(h, c)`` matching input ``x`` (batch, device, dtype, strided size)."""
+        h, w = self.output_size(x.shape[-2], x.shape[-1])
+        zeros = x.new_zeros(x.shape[0], self.hidden_channels, h, w)
+        return zeros, zeros
+
+    def forward(self, x: Tensor, state: State | None = None) -> State:
+        gates = self.conv_ih(x)
+        if state is None:
+            c_prev = None  # h = 0 contributes only conv_hh's bias
+            if self.conv_hh.bias is not None:
+                gates = gates + self.conv_hh.bias.view(1, -1, 1, 1)
+        else:
+            h_prev, c_prev = state
+            if h_prev.shape[-2:] != gates.shape[-2:] or h_prev.shape[0] != gates.shape[0]:
+                raise ValueError(
+                    f"state of shape {tuple(h_prev.shape)} does not fit input {tuple(x.shape)}")
+            gates = gates + self.conv_hh(h_prev)
+        i, f, g, o = gates.chunk(4, dim=1)
+        if self.forget_bias:
+            f = f + self.forget_bias
+        c = torch.sigmoid(i) * torch.tanh(g)
+        if c_prev is not None:
+            c = c + torch.sigmoid(f) * c_prev
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, c
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.hidden_channels}, "
+                f"kernel={self.conv_ih.kernel_size[0]}, stride={self.stride}, "
+                f"hidden_kernel={self.conv_hh.kernel_size[0]}")

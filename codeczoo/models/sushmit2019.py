@@ -1,0 +1,197 @@
+"""Sushmit et al. 2019: the RNN-Conv X-ray codec.
+
+Sushmit, Zaman, Humayun, Hasan, Bhuiyan, "X-Ray Image Compression Using Convolutional Recurrent
+Neural Networks", IEEE BHI 2019 (arXiv:1904.12271).  What the paper fixes:
+
+* compression sub-network: a front end of two branches on the input, (a) a strided convolution
+  and (b) pooling followed by a convolution ("multi-level pooling", the coarser context), each
+  followed by ReLU and then averaged; RNN-Conv (ConvLSTM, Shi et al. 2015) layers strided by 2;
+  a bottleneck convolution whose number of kernels sets the rate (here the binarizer of
+  Toderici et al., so each kernel is one bit per latent position per iteration);
+* decompression sub-network: a 1x1 convolution, deconvolution modules of two ConvLSTM branches
+  whose outputs are averaged and then upsampled by depth-to-space x2, and a final 1x1 convolution.
+
+The paper's text lost its sizes (kernels, widths, crop size, parameter count): every one is a
+constructor argument here, with defaults chosen for a 2-core CPU (see ``docs/models.md`` and the
+card).  Variable rate comes from the recurrence (:mod:`codeczoo.models.base`): the ConvLSTM
+states carry over iterations and each iteration codes the remaining residual.
+
+Default layout (1024 x 1024 input; downsampling 16; 32 code channels = 0.125 bpp / iteration)::
+
+    front end  avg( ReLU(conv 3x3 s2, 16),  ReLU(conv 3x3 (avg-pool 2x2), 16) )  512x512x16
+    encoder    ConvLSTM 32 3x3 s2 | ConvLSTM 64 3x3 s2 | ConvLSTM 64 3x3 s2     64x64x64
+    binarizer  1x1 conv -> 32, tanh, sign                                       64x64x32 bits
+    decoder    1x1 conv 32 -> 64                                                64x64x64
+               module: avg(ConvLSTM 3x3/h1x1, ConvLSTM 1x1/h3x3) 64, d2s x2     128x128x16
+               modules of widths 32, 16, 8                                      1024x1024x2
+               1x1 conv -> 1, tanh / 2
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from ..layers import ConvLSTMCell
+from ..registry import register_codec
+from .base import Binarizer, RecurrentBinaryCodec, check_positive
+
+
+class TwoBranchFrontEnd(nn.Module):
+    """Average of ReLU(strided conv) and ReLU(conv after pooling): both halve the resolution."""
+
+    def __init__(self, out_channels: int, kernel_size: int = 3, pooling: str = "avg",
+                 in_channels: int = 1):
+        super().__init__()
+        if pooling not in ("avg", "max"):
+            raise ValueError(f"pooling must be 'avg' or 'max', got {pooling!r}")
+        pad = kernel_size // 2
+        self.strided = nn.Conv2d(in_channels, out_channels, kernel_size, stride=2, padding=pad)
+        self.pool = nn.AvgPool2d(2) if pooling == "avg" else nn.MaxPool2d(2)
+        self.pooled = nn.Conv2d(in_channels, out_channels, kernel_size, padding=pad)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (F.relu(self.strided(x)) + F.relu(self.pooled(self.pool(x)))) / 2
+
+
+class RnnConvEncoder(nn.Module):
+    """Front end, then strided ConvLSTMs; the state is one (h, c) per ConvLSTM."""
+
+    def __init__(self, front_channels: int, lstm_channels: Sequence[int], kernel_size: int,
+                 hidden_kernel_size: int, pooling: str):
+        super().__init__()
+        self.front = TwoBranchFrontEnd(front_channels, kernel_size, pooling)
+        widths = [front_channels, *lstm_channels]
+        self.cells = nn.ModuleList(
+            ConvLSTMCell(widths[i], widths[i + 1], kernel_size, stride=2,
+                         hidden_kernel_size=hidden_kernel_size)
+            for i in range(len(lstm_channels)))
+
+    def forward(self, x: Tensor, state=None):
+        state = state or [None] * len(self.cells)
+        x = self.front(x)
+        new_state = []
+        for cell, s in zip(self.cells, state):
+            h, c = cell(x, s)
+            new_state.append((h, c))
+            x = h
+        return x, new_state
+
+
+class DeconvModule(nn.Module):
+    """Two ConvLSTM branches on the same input, averaged, then depth-to-space x2 (width / 4)."""
+
+    def __init__(self, in_channels: int, hidden_channels: int,
+                 branch_kernels: Sequence[tuple[int, int]]):
+        super().__init__()
+        if hidden_channels % 4:
+            raise ValueError(f"decoder widths must be multiples of 4, got {hidden_channels}")
+        self.branches = nn.ModuleList(
+            ConvLSTMCell(in_channels, hidden_channels, k, hidden_kernel_size=hk)
+            for k, hk in branch_kernels)
+
+    def forward(self, x: Tensor, state=None):
+        state = state or [None] * len(self.branches)
+        new_state = [branch(x, s) for branch, s in zip(self.branches, state)]
+        merged = sum(h for h, _ in new_state) / len(new_state)
+        return F.pixel_shuffle(merged, 2), new_state
+
+
+class RnnConvDecoder(nn.Module):
+    """1x1 conv, deconvolution modules, final 1x1 conv (tanh / 2: centred image range)."""
+
+    def __init__(self, code_channels: int, first_channels: int, module_channels: Sequence[int],
+                 branch_kernels: Sequence[tuple[int, int]]):
+        super().__init__()
+        self.head = nn.Conv2d(code_channels, first_channels, 1)
+        modules, width = [], first_channels
+        for hidden in module_channels:
+            modules.append(DeconvModule(width, hidden, branch_kernels))
+            width = hidden // 4
+        self.stages = nn.ModuleList(modules)
+        self.tail = nn.Conv2d(width, 1, 1)
+
+    def forward(self, bits: Tensor, state=None):
+        state = state or [None] * len(self.stages)
+        x = self.head(bits)
+        new_state = []
+        for stage, s in zip(self.stages, state):
+            x, s = stage(x, s)
+            new_state.append(s)
+        return torch.tanh(self.tail(x)) / 2, new_state
+
+
+@register_codec("sushmit2019-rnnconv")
+class Sushmit2019RnnConv(RecurrentBinaryCodec):
+    """Sushmit et al. 2019 RNN-Conv X-ray codec (IEEE BHI 2019, arXiv:1904.12271), one channel.
+
+    Args (the paper leaves every size open; defaults are sized for a 2-core CPU):
+        front_channels: width of both front-end branches (16).
+        encoder_channels: widths of the three strided encoder ConvLSTMs (32, 64, 64); with the
+            stride-2 front end they set downsampling 16.
+        kernel_size: kernel of the front-end convolutions and the encoder ConvLSTM inputs (3).
+        encoder_hidden_kernel: hidden-to-hidden kernel of the encoder ConvLSTMs (1, as Toderici).
+        pooling: pooling of the front end's second branch, ``"avg"`` or ``"max"``.
+        code_channels: kernels of the bottleneck = bits per 16 x 16 block per iteration (32,
+            0.125 bpp per iteration).
+        decoder_first_channels: width of the decoder's 1x1 convolution (64).
+        decoder_channels: hidden widths of the four deconvolution modules (64, 32, 16, 8); each
+            module's depth-to-space divides its width by 4.
+        branch_kernels: (input kernel, hidden kernel) of the two ConvLSTM branches of every
+            module: a 3x3 spatial branch and a 1x1-input / 3x3-hidden branch ((3, 1), (1, 3)).
+        gamma: 0 one-shot (default, as the Toderici variant the paper compares with; it also
+            trained faster than additive in our short CPU runs), 1 additive.
+        max_iterations: 16 (2 bpp raw); default_quality: 8 (1 bpp raw).
+        tile_size, tile_batch: byte-layer tiling (see :mod:`codeczoo.models.base`).
+    """
+
+    def __init__(self, front_channels: int = 16, encoder_channels: Sequence[int] = (32, 64, 64),
+                 kernel_size: int = 3, encoder_hidden_kernel: int = 1, pooling: str = "avg",
+                 code_channels: int = 32, decoder_first_channels: int = 64,
+                 decoder_channels: Sequence[int] = (64, 32, 16, 8),
+                 branch_kernels: Sequence[Sequence[int]] = ((3, 1), (1, 3)),
+                 gamma: float = 0.0, max_iterations: int = 16, default_quality: int = 8,
+                 tile_size: int = 512, tile_batch: int = 4):
+        check_positive(front_channels=front_channels, encoder_channels=encoder_channels,
+                       code_channels=code_channels, decoder_first_channels=decoder_first_channels,
+                       decoder_channels=decoder_channels)
+        if len(decoder_channels) != len(encoder_channels) + 1:
+            raise ValueError("the decoder needs one deconvolution module per downsampling step "
+                             f"({len(encoder_channels) + 1}), got {len(decoder_channels)}")
+        branch_kernels = tuple((int(k), int(hk)) for k, hk in branch_kernels)
+        self.downsampling = 2 ** (len(encoder_channels) + 1)
+        super().__init__(code_channels, max_iterations, gamma, default_quality, tile_size,
+                         tile_batch)
+        self.encoder = RnnConvEncoder(front_channels, encoder_channels, kernel_size,
+                                      encoder_hidden_kernel, pooling)
+        self.binarizer = Binarizer(encoder_channels[-1], code_channels)
+        self.decoder = RnnConvDecoder(code_channels, decoder_first_channels, decoder_channels,
+                                      branch_kernels)
+        self.pooling = pooling
+
+    @classmethod
+    def arguments_from_state_dict(cls, state_dict) -> dict:
+        n_enc = len({k.split(".")[2] for k in state_dict if k.startswith("encoder.cells.")})
+        n_dec = len({k.split(".")[2] for k in state_dict if k.startswith("decoder.stages.")})
+        n_branch = len({k.split(".")[4] for k in state_dict
+                        if k.startswith("decoder.stages.0.branches.")})
+        ih = state_dict["encoder.cells.0.conv_ih.weight"]
+        return {
+            "front_channels": state_dict["encoder.front.strided.weight"].shape[0],
+            "encoder_channels": tuple(state_dict[f"encoder.cells.{i}.conv_ih.weight"].shape[0] // 4
+                                      for i in range(n_enc)),
+            "kernel_size": ih.shape[-1],
+            "encoder_hidden_kernel": state_dict["encoder.cells.0.conv_hh.weight"].shape[-1],
+            "code_channels": state_dict["binarizer.conv.weight"].shape[0],
+            "decoder_first_channels": state_dict["decoder.head.weight"].shape[0],
+            "decoder_channels": tuple(
+                state_dict[f"decoder.stages.{i}.branches.0.conv_ih.weight"].shape[0] // 4
+                for i in range(n_dec)),
+            "branch_kernels": tuple(
+                (state_dict[f"decoder.stages.0.branches.{b}.conv_ih.weight"].shape[-1],
+                 state_dict[f"decoder.stages.0.branches.{b}.conv_hh.weight"].shape[-1])
+                for b in range(n_branch)),
+        }

@@ -1,0 +1,206 @@
+"""Checkpoint -> registry: safetensors weights named by their sha256, and the codec card.
+
+``codeczoo export CKPT --name NAME`` (see :func:`export_checkpoint`) writes
+``registry/NAME/NAME-<first 8 hex of sha256>.safetensors`` (no pickle) and updates
+``registry/NAME/card.json``, keeping its other fields:
+
+* ``arguments``: the complete constructor arguments the checkpoint was trained with (class
+  defaults, then the card's when training started from the registry, then ``codec_args``), so
+  ``codeczoo.load(NAME, pretrained=True)`` rebuilds exactly that architecture;
+* ``weights``: ``{"file", "sha256", "dtype", "size_bytes"}`` (and, for ``--fp16``, the largest
+  reconstruction difference fp16 storage causes on a real sample image);
+* ``training``: the LightningCLI config, the data description, optimiser steps, hardware,
+  wall time and device-minutes, cumulative over runs started with ``init_from_registry``;
+* ``validation``: the ``val/*`` metrics logged last before the checkpoint was written.
+
+Codecs with CompressAI entropy bottlenecks get ``update(force=True)`` first, so their CDF tables
+travel with the weights and ``compress`` works after loading.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from ..errors import CodeczooError, WeightsError
+from ..registry import codec_class, file_sha256, get_card, registry_root
+from .module import CKPT_KEY
+
+SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "chest_1_8bit.png"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    return str(value)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a Lightning checkpoint written by :class:`~codeczoo.training.module.CodecModule`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CodeczooError(f"checkpoint {path} not found")
+    try:
+        # A Lightning checkpoint pickles its hyper-parameters; only load checkpoints you trust.
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file
+        raise CodeczooError(f"{path} is not a readable PyTorch checkpoint ({exc})") from exc
+    if not isinstance(ckpt, dict) or CKPT_KEY not in ckpt or "state_dict" not in ckpt:
+        raise CodeczooError(f"{path} is not a checkpoint of codeczoo's CodecModule "
+                            "(no codeczoo entry)")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict):
+    """The codec of a checkpoint, built with its arguments and weights, in eval mode."""
+    info = ckpt[CKPT_KEY]
+    cls = codec_class(info["codec"])
+    model = cls(**info["arguments"])
+    state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise WeightsError(f"checkpoint weights do not fit {info['codec']}: {first}") from exc
+    return model.eval()
+
+
+def _sample_input(model) -> torch.Tensor:
+    """A real chest X-ray crop (the package's sample) sized for the codec, in [0, 1]."""
+    from .. import intensity
+    from ..io import read_image
+
+    image = read_image(SAMPLE)
+    values = intensity.to_unsigned(image.pixels, image.spec)
+    step = int(getattr(model, "downsampling", 64))
+    side = max(step, min(256, *values.shape) // step * step)
+    return intensity.to_unit(values[:side, :side], image.bits_stored)
+
+
+def _reconstruct(model, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        if hasattr(model, "max_iterations"):
+            return model(x, iterations=model.max_iterations)["x_hat"]
+        return model(x)["x_hat"]
+
+
+def fp16_max_abs_diff(model, arguments: dict, state_fp16: dict) -> float:
+    """Largest |x_hat(fp32 weights) - x_hat(fp16-rounded weights)| on the sample image."""
+    x = _sample_input(model)
+    reference = _reconstruct(model, x)
+    rounded = type(model)(**arguments)
+    rounded.load_state_dict({k: v.float() for k, v in state_fp16.items()})
+    rounded.eval()
+    return float((_reconstruct(rounded, x) - reference).abs().max())
+
+
+def export_checkpoint(checkpoint: str | os.PathLike, name: str, fp16: bool = False,
+                      registry: Optional[str | os.PathLike] = None) -> dict:
+    """Write the checkpoint's codec weights and card into ``registry/NAME``; return the card.
+
+    ``name`` must be a registered codec of the same class the checkpoint trained.
+    """
+    from safetensors.torch import save_file
+
+    ckpt = read_checkpoint(checkpoint)
+    info = ckpt[CKPT_KEY]
+    target_cls = codec_class(name)
+    if target_cls is not codec_class(info["codec"]):
+        raise CodeczooError(f"checkpoint trained {info['codec']} ({codec_class(info['codec']).__name__}); "
+                            f"{name} is a different class ({target_cls.__name__})")
+    model = model_from_checkpoint(ckpt)
+    from compressai.models import CompressionModel
+
+    if isinstance(model, CompressionModel):
+        model.update(force=True)  # CDF tables for compress(); no-op without entropy bottlenecks
+    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    dtype = "float32"
+    fp16_diff = None
+    if fp16:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+        dtype = "float16"
+        fp16_diff = fp16_max_abs_diff(model, info["arguments"], state)
+
+    root = Path(registry) if registry else registry_root()
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, suffix=".safetensors.tmp", delete=False) as tmp:
+        tmp_path = Path(tmp.name)
+    try:
+        save_file(state, str(tmp_path), metadata={"codec": name, "dtype": dtype})
+        sha = file_sha256(tmp_path)
+        final = folder / f"{name}-{sha[:8]}.safetensors"
+        os.replace(tmp_path, final)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+    card_path = folder / "card.json"
+    if card_path.is_file():
+        try:
+            card = json.loads(card_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise WeightsError(f"card {card_path} is not valid JSON ({exc})") from exc
+    else:
+        card = get_card(name)  # name, class, description, default arguments
+    card["arguments"] = _jsonable(info["arguments"])
+    if hasattr(model, "rate_table") and "rate_table" in card:
+        card["rate_table"] = _jsonable(model.rate_table())
+    weights = {"file": final.name, "sha256": sha, "dtype": dtype,
+               "size_bytes": final.stat().st_size}
+    if fp16_diff is not None:
+        weights["fp16_max_abs_diff"] = fp16_diff
+        weights["fp16_check"] = ("max |x_hat| difference, fp16-stored vs fp32 weights, on "
+                                 f"codeczoo/samples/{SAMPLE.name} in [0, 1] units")
+    card["weights"] = weights
+    card["training"] = training_record(ckpt, checkpoint)
+    metrics = {k: v for k, v in info.get("metrics", {}).items() if k.startswith("val/")}
+    card["validation"] = _jsonable({"step": info.get("validation_step"), "metrics": metrics}
+                                   if metrics else {})
+    tmp_card = card_path.with_suffix(".json.tmp")
+    tmp_card.write_text(json.dumps(card, indent=2) + "\n")
+    os.replace(tmp_card, card_path)
+    return card
+
+
+def training_record(ckpt: dict, checkpoint_path) -> dict:
+    """The card's ``training`` entry; steps, wall time and device-minutes add up over runs that
+    started from the registry's previous weights (``init_from_registry``)."""
+    info = ckpt[CKPT_KEY]
+    previous = (info.get("init_from") or {}).get("training") or {}
+    steps = int(info.get("global_step", ckpt.get("global_step", 0)))
+    wall = float(info.get("wall_time_s", 0.0))
+    minutes = float(info.get("device_minutes", 0.0))
+    unit = "gpu_minutes" if info.get("accelerator") == "gpu" else "cpu_minutes"
+    record = {
+        "steps": steps + int(previous.get("steps", 0)),
+        "steps_this_run": steps,
+        "epochs_this_run": int(ckpt.get("epoch", 0)),
+        "hardware": info.get("hardware"),
+        "devices": info.get("devices"),
+        "precision": info.get("precision"),
+        "wall_time_s": wall + float(previous.get("wall_time_s", 0.0)),
+        "gpu_minutes": float(previous.get("gpu_minutes", 0.0)),
+        "cpu_minutes": float(previous.get("cpu_minutes", 0.0)),
+        "data": _jsonable(info.get("data")),
+        "recipe_config": info.get("recipe_config"),
+        "checkpoint": Path(checkpoint_path).name,
+        "exported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    record[unit] += minutes
+    if previous:
+        record["continued_from"] = {"weights": (info.get("init_from") or {}).get("weights", {})
+                                    .get("file"), "steps": int(previous.get("steps", 0))}
+    return record

@@ -1,0 +1,287 @@
+"""Lightning training: recipes, data module, losses, DDP, kill-and-resume, export.
+
+Everything runs on the CPU with the real chest X-rays of ../shared/data and small settings
+(few images, tiny crops, one or two recurrent iterations) so the file stays within ~2-3 minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import codeczoo
+from codeczoo.cli import main
+from codeczoo.errors import CodeczooError
+from codeczoo.registry import file_sha256
+from codeczoo.training.cli import run_lightning_cli
+from codeczoo.training.data import (FixedCropDataset, RandomCropDataset, XrayDataModule,
+                                    load_image, read_patient_map, split_by_patient)
+from codeczoo.training.export import export_checkpoint, model_from_checkpoint, read_checkpoint
+from codeczoo.training.losses import RateDistortionLoss, RecurrentResidualLoss
+from codeczoo.training.module import CodecModule
+
+REPO = Path(__file__).resolve().parent.parent
+RECIPES = sorted((REPO / "recipes").glob("*/*.yaml"))
+SMALL = REPO / "recipes" / "toderici2017-lstm-oneshot-small" / "cxr-32.yaml"
+# one recurrent iteration, four images, 2-crop batches: a step takes well under a second
+TINY_DATA = ["--data.limit_images", "4", "--data.batch_size", "2", "--data.crops_per_image", "4",
+             "--data.val_crop_size", "32", "--data.val_crops_per_image", "1",
+             "--data.num_workers", "0", "--trainer.enable_progress_bar", "false",
+             "--trainer.enable_model_summary", "false"]
+ONE_ITERATION = ["--model.codec_args", '{"max_iterations": 1, "default_quality": 1}',
+                 "--model.val_qualities", "[1]"]
+
+
+def _env(**extra) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "tests"), **extra)
+    return env
+
+
+# -- losses -------------------------------------------------------------------------------------
+def test_residual_loss_sums_iterations_l1_and_l2():
+    residuals = torch.tensor([1.0, -3.0]).view(2, 1, 1, 1, 1).expand(2, 2, 1, 2, 2)
+    assert RecurrentResidualLoss(1)({"residuals": residuals})["loss"].item() == pytest.approx(4.0)
+    assert RecurrentResidualLoss(2)({"residuals": residuals})["loss"].item() == pytest.approx(10.0)
+    with pytest.raises(ValueError):
+        RecurrentResidualLoss(3)
+
+
+def test_rate_distortion_loss_matches_compressai_convention():
+    x = torch.zeros(2, 1, 4, 4)
+    out = {"x_hat": torch.full_like(x, 0.1), "likelihoods": {"y": torch.full((2, 3, 2, 2), 0.5)}}
+    losses = RateDistortionLoss(lmbda=0.01)(out, x)
+    bpp = 2 * 3 * 2 * 2 / (2 * 4 * 4)  # one bit per latent element
+    assert losses["bpp"].item() == pytest.approx(bpp)
+    assert losses["loss"].item() == pytest.approx(0.01 * 255 ** 2 * 0.01 + bpp, rel=1e-5)
+
+
+# -- data ---------------------------------------------------------------------------------------
+def test_patient_exclusive_split_of_one_folder(cxr_dir):
+    paths = sorted((cxr_dir / "train").glob("*.png"))
+    mapping = read_patient_map([cxr_dir / "mhh_train.csv"])
+    parts = split_by_patient(paths, mapping, (0.7, 0.15, 0.15), seed=3)
+    patients = [{mapping[p.stem] for p in part} for part in parts]
+    assert all(patients), "every split must hold at least one patient"
+    assert not (patients[0] & patients[1] or patients[0] & patients[2] or patients[1] & patients[2])
+    assert sorted(p for part in parts for p in part) == paths
+    assert 0.5 < len(parts[0]) / len(paths) < 0.85
+    assert split_by_patient(paths, mapping, (0.7, 0.15, 0.15), seed=3) == parts
+    assert split_by_patient(paths, mapping, (0.7, 0.15, 0.15), seed=4) != parts
+
+
+def test_datamodule_split_mode_and_exclusivity_check(cxr_dir, data_dir):
+    dm = XrayDataModule(data_root=str(data_dir), split_dir="cxr/train",
+                        patients_csv="cxr/mhh_train.csv", split_fractions=(0.6, 0.2, 0.2))
+    splits = dm.resolve_splits()
+    assert sum(len(v) for v in splits.values()) == 170
+    given = XrayDataModule(data_root=str(data_dir),
+                           patients_csv=["cxr/mhh_train.csv", "cxr/mhh_val.csv"])
+    assert len(given.resolve_splits()["val"]) == 20  # the shared folders are patient-exclusive
+    leaky = XrayDataModule(data_root=str(data_dir), train_dir="cxr/train", val_dir="cxr/train",
+                           patients_csv="cxr/mhh_train.csv")
+    with pytest.raises(CodeczooError, match="not patient-exclusive"):
+        leaky.resolve_splits()
+    with pytest.raises(CodeczooError, match="no patient"):
+        XrayDataModule(data_root=str(data_dir), split_dir="cxr/val",
+                       patients_csv="cxr/mhh_train.csv").resolve_splits()
+
+
+def test_crops_are_seeded_normalised_and_worker_independent(cxr_train_images):
+    images = [load_image(p) for p in cxr_train_images[:3]]
+    a = RandomCropDataset(images, 32, 4, seed=7)
+    b = RandomCropDataset(images, 32, 4, seed=7)
+    crops = torch.stack([a[i] for i in range(len(a))])
+    assert crops.shape == (12, 1, 32, 32) and 0.0 <= crops.min() and crops.max() <= 1.0
+    assert torch.allclose(crops * 255, (crops * 255).round(), atol=1e-4)  # 8-bit PNG / 255
+    assert torch.equal(crops, torch.stack([b[i] for i in range(len(b))]))
+    b.set_epoch(1)
+    assert not torch.equal(crops, torch.stack([b[i] for i in range(len(b))]))
+    serial = torch.cat(list(torch.utils.data.DataLoader(a, batch_size=4, num_workers=0)))
+    parallel = torch.cat(list(torch.utils.data.DataLoader(a, batch_size=4, num_workers=2)))
+    assert torch.equal(serial, parallel)
+    val1, val2 = FixedCropDataset(images, 64, 2, seed=0), FixedCropDataset(images, 64, 2, seed=0)
+    assert all(torch.equal(val1[i], val2[i]) for i in range(len(val1)))
+
+
+def test_dicom_intensities_normalised_by_bit_depth(dicom_dir):
+    image = load_image(dicom_dir / "RG3_UNCR.dcm")  # 10 bits stored
+    assert image.bits_stored == 10 and int(image.values.max()) <= 1023
+    crop = FixedCropDataset([image], 256, 1)[0]
+    assert crop.max() <= 1.0 and crop.max() > 4 / 255  # not divided by 65535
+
+
+# -- recipes and the command line ---------------------------------------------------------------
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_recipe_fast_dev_run(recipe, tmp_path, data_dir):
+    cli = run_lightning_cli(
+        ["fit", "--config", str(recipe), "--trainer.fast_dev_run", "1",
+         "--trainer.default_root_dir", str(tmp_path), "--model.train_iterations", "2",
+         "--model.val_qualities", "[1, 2]", "--data.data_root", str(data_dir)] + TINY_DATA)
+    trainer = cli.trainer
+    assert trainer.global_step == 1
+    metrics = trainer.callback_metrics
+    assert math.isfinite(float(metrics["val/psnr_q2"])) and 0 < float(metrics["val/ssim_q2"]) <= 1
+    assert float(metrics["val/bpp_q2"]) > float(metrics["val/bpp_q1"]) > 0  # real bytes
+
+
+def test_cli_main_fit_and_one_line_config_errors(tmp_path, data_dir, capsys):
+    assert main(["fit", "--config", str(SMALL), "--trainer.fast_dev_run", "1",
+                 "--trainer.default_root_dir", str(tmp_path), "--data.data_root", str(data_dir)]
+                + ONE_ITERATION + TINY_DATA) == 0
+    capsys.readouterr()
+    assert main(["fit", "--config", str(SMALL), "--model.lr_schedul", "x"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "lr_schedul" in err
+    assert main(["fit", "--config", str(SMALL), "--model.codec", "no-such-codec"]) == 1
+    assert "unknown codec 'no-such-codec'" in capsys.readouterr().err
+
+
+# -- a codec with a learned entropy model (rate-distortion path) --------------------------------
+try:
+    from compressai.entropy_models import EntropyBottleneck
+    from compressai.layers import GDN
+    from compressai.models import CompressionModel
+
+    @codeczoo.register_codec("test-factorized-tiny")
+    class TinyFactorized(CompressionModel):
+        """Ballé et al. 2018 factorized prior, one channel, 4 filters (a test-sized user codec)."""
+
+        def __init__(self, channels: int = 4):
+            super().__init__()
+            self.entropy_bottleneck = EntropyBottleneck(channels)
+            self.g_a = nn.Sequential(nn.Conv2d(1, channels, 5, 2, 2), GDN(channels),
+                                     nn.Conv2d(channels, channels, 5, 2, 2))
+            self.g_s = nn.Sequential(
+                nn.ConvTranspose2d(channels, channels, 5, 2, 2, output_padding=1),
+                GDN(channels, inverse=True),
+                nn.ConvTranspose2d(channels, 1, 5, 2, 2, output_padding=1))
+
+        def forward(self, x):
+            y_hat, likelihoods = self.entropy_bottleneck(self.g_a(x))
+            return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": likelihoods}}
+except ValueError:  # already registered (module imported twice)
+    pass
+
+
+def test_rate_distortion_codec_trains_net_and_quantiles(data_dir, tmp_path):
+    import lightning as L
+
+    module = CodecModule("test-factorized-tiny", lmbda=0.01, lr=1e-2, aux_lr=1e-1)
+    before = {k: v.clone() for k, v in module.model.state_dict().items()}
+    dm = XrayDataModule(data_root=str(data_dir), limit_images=2, crop_size=32,
+                        crops_per_image=4, batch_size=4, val_crops_per_image=1)
+    trainer = L.Trainer(accelerator="cpu", max_steps=3, limit_val_batches=1, val_check_interval=2,
+                        check_val_every_n_epoch=None, gradient_clip_val=1.0, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(module, dm)
+    after = module.model.state_dict()
+    assert not torch.equal(before["entropy_bottleneck.quantiles"], after["entropy_bottleneck.quantiles"])
+    assert not torch.equal(before["g_a.0.weight"], after["g_a.0.weight"])
+    groups = {g["name"]: g for g in trainer.optimizers[0].param_groups}
+    assert groups["aux"]["lr"] == pytest.approx(1e-1)  # own group, no decay
+    assert float(trainer.callback_metrics["val/bpp_est"]) > 0
+    assert "val/psnr" in trainer.callback_metrics and "train/aux" in trainer.callback_metrics
+
+
+# -- scale-out, fault tolerance, export ---------------------------------------------------------
+def test_ddp_two_cpu_processes_end_with_identical_weights(tmp_path, data_dir):
+    out = tmp_path / "ranks"
+    out.mkdir()
+    cmd = [sys.executable, "-m", "codeczoo", "fit", "--config", str(SMALL),
+           "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
+           "--trainer.max_steps", "3", "--trainer.val_check_interval", "3",
+           "--trainer.limit_val_batches", "1", "--trainer.default_root_dir", str(tmp_path / "run"),
+           "--trainer.callbacks+=training_helpers.RankRecorder", "--data.data_root", str(data_dir),
+           "--model.codec_args", '{"max_iterations": 2, "default_quality": 1}',
+           "--model.val_qualities", "[1, 2]"] + TINY_DATA
+    proc = subprocess.run(cmd, env=_env(CODECZOO_TEST_OUT=str(out)), capture_output=True,
+                          text=True, timeout=240, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world_size"] for r in ranks] == [2, 2] and [r["global_step"] for r in ranks] == [3, 3]
+    assert ranks[0]["first_batch"] != ranks[1]["first_batch"], "ranks must see different data"
+    assert ranks[0]["weights"] == ranks[1]["weights"]
+    checkpoints = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert "last.ckpt" in checkpoints and len(checkpoints) == 2  # one step file + last, once
+    ckpt = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert ckpt["codeczoo"]["devices"] == 2
+    assert state_hash(model_from_checkpoint(ckpt)) == ranks[0]["weights"]
+    assert "val/psnr_q2" in ckpt["codeczoo"]["metrics"]  # synced validation metrics recorded
+
+
+def state_hash(model) -> str:
+    from codeczoo.codec import state_dict_hash
+
+    return state_dict_hash(model.state_dict()).hex()
+
+
+def test_kill_resume_then_export_load_and_accumulate(tmp_path, data_dir, cxr_val_images,
+                                                     monkeypatch):
+    run = tmp_path / "run"
+    common = ["fit", "--config", str(SMALL), "--trainer.max_steps", "8",
+              "--trainer.limit_val_batches", "0", "--trainer.default_root_dir", str(run),
+              "--checkpoint.every_n_train_steps", "1", "--checkpoint.monitor", "null",
+              "--checkpoint.save_top_k", "1", "--model.lr_milestones", "[0.25, 0.5]",
+              "--model.lr_gamma", "0.5", "--data.data_root", str(data_dir)] + ONE_ITERATION + TINY_DATA
+    # 1. a run SIGKILLed (no clean-up) mid-epoch, at the start of its 6th step
+    killed = subprocess.run([sys.executable, "-m", "codeczoo"] + common
+                            + ["--trainer.callbacks+=training_helpers.KillAtStep",
+                               "--trainer.callbacks.step=5"],
+                            env=_env(), capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert read_checkpoint(run / "checkpoints" / "last.ckpt")["global_step"] == 5
+
+    # 2. resume: starts at step 5 and ends at 8 with the schedule's step-8 learning rate
+    cli = run_lightning_cli(common + ["--ckpt_path", "last",
+                                      "--trainer.callbacks+=training_helpers.RankRecorder"])
+    recorder = [c for c in cli.trainer.callbacks if type(c).__name__ == "RankRecorder"][0]
+    assert recorder.record["start_step"] == 5
+    assert cli.trainer.global_step == 8 and recorder.record["scheduler_last_epoch"] == 8
+    assert recorder.record["lr"] == pytest.approx(5e-4 * 0.25)  # decays at steps 2 and 4
+    adam_steps = {float(s["step"]) for s in cli.trainer.optimizers[0].state.values()}
+    assert adam_steps == {8.0}  # Adam moments restored, not restarted
+
+    # 3. export into a private registry; load(pretrained=True) reproduces the checkpoint
+    registry = tmp_path / "registry"
+    monkeypatch.setenv("CODECZOO_REGISTRY", str(registry))
+    name = "toderici2017-lstm-oneshot-small"
+    ckpt_path = run / "checkpoints" / "last.ckpt"
+    assert main(["export", str(ckpt_path), "--name", name]) == 0
+    card = json.loads((registry / name / "card.json").read_text())
+    weights_file = registry / name / card["weights"]["file"]
+    assert card["weights"]["sha256"] == file_sha256(weights_file)
+    assert weights_file.name == f"{name}-{card['weights']['sha256'][:8]}.safetensors"
+    assert card["training"]["steps"] == 8 and card["arguments"]["max_iterations"] == 1
+    assert "model:" in card["training"]["recipe_config"]
+    loaded = codeczoo.load(name, pretrained=True)
+    reference = model_from_checkpoint(read_checkpoint(ckpt_path))
+    x = FixedCropDataset([load_image(cxr_val_images[0])], 64, 1)[0][None]
+    with torch.no_grad():
+        assert torch.equal(loaded(x, iterations=1)["x_hat"], reference(x, iterations=1)["x_hat"])
+    image = load_image(cxr_val_images[0]).values[:100, :120].astype(np.uint8)
+    assert np.array_equal(codeczoo.decode(loaded.encode(image, 1)),
+                          reference.decode(reference.encode(image, 1)))
+
+    # 4. training that accumulates over the shipped weights: steps add up on the card
+    more = run_lightning_cli(
+        ["fit", "--config", str(SMALL), "--trainer.max_steps", "2", "--trainer.limit_val_batches",
+         "0", "--trainer.default_root_dir", str(tmp_path / "more"), "--model.init_from_registry",
+         "true", "--checkpoint.monitor", "null", "--checkpoint.save_top_k", "1",
+         "--checkpoint.every_n_train_steps", "2", "--data.data_root", str(data_dir)]
+        + ONE_ITERATION + TINY_DATA)
+    assert more.trainer.global_step == 2
+    card = export_checkpoint(tmp_path / "more" / "checkpoints" / "last.ckpt", name, fp16=True)
+    assert card["training"]["steps"] == 10 and card["training"]["steps_this_run"] == 2
+    assert card["training"]["continued_from"]["steps"] == 8
+    assert card["weights"]["dtype"] == "float16" and card["weights"]["fp16_max_abs_diff"] < 1e-2
+    assert codeczoo.load(name, pretrained=True)(x, iterations=1)["x_hat"].shape == x.shape
