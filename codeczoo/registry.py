@@ -73,6 +73,14 @@ def _card_path(name: str) -> Path:
     return registry_root() / name / "card.json"
 
 
+def read_card_file(path: Path) -> dict[str, Any]:
+    """Parse one ``card.json``; a damaged card is a one-line :class:`WeightsError`."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"card {path} is unreadable ({exc})") from exc
+
+
 def get_card(name: str) -> dict[str, Any]:
     """The codec's card: ``registry/<name>/card.json``, or one derived from the class.
 
@@ -81,13 +89,7 @@ def get_card(name: str) -> dict[str, Any]:
     """
     cls = codec_class(name)
     path = _card_path(name)
-    if path.is_file():
-        try:
-            card = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise WeightsError(f"card {path} is not valid JSON ({exc})") from exc
-    else:
-        card = {}
+    card = read_card_file(path) if path.is_file() else {}
     card.setdefault("name", name)
     card.setdefault("class", f"{cls.__module__}.{cls.__qualname__}")
     card.setdefault("description", (inspect.getdoc(cls) or "").split("\n")[0])

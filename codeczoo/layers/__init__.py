@@ -1,5 +1,5 @@
 """Reusable neural network layers."""
 
-from .convlstm import ConvLSTMCell
+from .convlstm import ConvLSTMCell, StridedConvLSTMEncoder
 
-__all__ = ["ConvLSTMCell"]
+__all__ = ["ConvLSTMCell", "StridedConvLSTMEncoder"]

@@ -95,3 +95,34 @@ class ConvLSTMCell(nn.Module):
         return (f"{self.in_channels}, {self.hidden_channels}, "
                 f"kernel={self.conv_ih.kernel_size[0]}, stride={self.stride}, "
                 f"hidden_kernel={self.conv_hh.kernel_size[0]}")
+
+
+class StridedConvLSTMEncoder(nn.Module):
+    """A first layer, then a stack of stride-2 ConvLSTMs whose states carry across calls.
+
+    The encoder shape shared by Toderici et al. 2017 and Sushmit et al. 2019: a plain first layer
+    (Toderici's strided convolution, Sushmit's two-branch front end) provided by the subclass as
+    :meth:`first_layer`, then ConvLSTMs of ``lstm_channels`` widths, each halving the resolution.
+    The state is one ``(h, c)`` per ConvLSTM (``None`` on the first call).
+    """
+
+    def build_cells(self, in_channels: int, lstm_channels, kernel_size: int,
+                    hidden_kernel_size: int, bias: bool = True) -> None:
+        widths = [in_channels, *lstm_channels]
+        self.cells = nn.ModuleList(
+            ConvLSTMCell(widths[i], widths[i + 1], kernel_size, stride=2,
+                         hidden_kernel_size=hidden_kernel_size, bias=bias)
+            for i in range(len(lstm_channels)))
+
+    def first_layer(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, state=None):
+        state = state or [None] * len(self.cells)
+        x = self.first_layer(x)
+        new_state = []
+        for cell, s in zip(self.cells, state):
+            h, c = cell(x, s)
+            new_state.append((h, c))
+            x = h
+        return x, new_state

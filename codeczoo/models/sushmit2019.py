@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..layers import ConvLSTMCell
+from ..layers import ConvLSTMCell, StridedConvLSTMEncoder
 from ..registry import register_codec
 from .base import Binarizer, RecurrentBinaryCodec, check_positive
 
@@ -57,28 +57,17 @@ class TwoBranchFrontEnd(nn.Module):
         return (F.relu(self.strided(x)) + F.relu(self.pooled(self.pool(x)))) / 2
 
 
-class RnnConvEncoder(nn.Module):
-    """Front end, then strided ConvLSTMs; the state is one (h, c) per ConvLSTM."""
+class RnnConvEncoder(StridedConvLSTMEncoder):
+    """Two-branch front end, then strided ConvLSTMs; the state is one (h, c) per ConvLSTM."""
 
     def __init__(self, front_channels: int, lstm_channels: Sequence[int], kernel_size: int,
                  hidden_kernel_size: int, pooling: str):
         super().__init__()
         self.front = TwoBranchFrontEnd(front_channels, kernel_size, pooling)
-        widths = [front_channels, *lstm_channels]
-        self.cells = nn.ModuleList(
-            ConvLSTMCell(widths[i], widths[i + 1], kernel_size, stride=2,
-                         hidden_kernel_size=hidden_kernel_size)
-            for i in range(len(lstm_channels)))
+        self.build_cells(front_channels, lstm_channels, kernel_size, hidden_kernel_size)
 
-    def forward(self, x: Tensor, state=None):
-        state = state or [None] * len(self.cells)
-        x = self.front(x)
-        new_state = []
-        for cell, s in zip(self.cells, state):
-            h, c = cell(x, s)
-            new_state.append((h, c))
-            x = h
-        return x, new_state
+    def first_layer(self, x: Tensor) -> Tensor:
+        return self.front(x)
 
 
 class DeconvModule(nn.Module):

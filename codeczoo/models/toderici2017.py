@@ -35,31 +35,21 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..layers import ConvLSTMCell
+from ..layers import ConvLSTMCell, StridedConvLSTMEncoder
 from ..registry import register_codec
 from .base import Binarizer, RecurrentBinaryCodec, check_positive
 
 
-class TodericiEncoder(nn.Module):
+class TodericiEncoder(StridedConvLSTMEncoder):
     """Strided conv, then strided ConvLSTMs (hidden kernel 1); state is one (h, c) per cell."""
 
     def __init__(self, stem_channels: int, lstm_channels: Sequence[int], in_channels: int = 1):
         super().__init__()
         self.stem = nn.Conv2d(in_channels, stem_channels, 3, stride=2, padding=1, bias=False)
-        widths = [stem_channels, *lstm_channels]
-        self.cells = nn.ModuleList(
-            ConvLSTMCell(widths[i], widths[i + 1], 3, stride=2, hidden_kernel_size=1, bias=False)
-            for i in range(len(lstm_channels)))
+        self.build_cells(stem_channels, lstm_channels, 3, hidden_kernel_size=1, bias=False)
 
-    def forward(self, x: Tensor, state=None):
-        state = state or [None] * len(self.cells)
-        x = self.stem(x)
-        new_state = []
-        for cell, s in zip(self.cells, state):
-            h, c = cell(x, s)
-            new_state.append((h, c))
-            x = h
-        return x, new_state
+    def first_layer(self, x: Tensor) -> Tensor:
+        return self.stem(x)
 
 
 class TodericiDecoder(nn.Module):

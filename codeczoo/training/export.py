@@ -29,7 +29,7 @@ from typing import Any, Optional
 import torch
 
 from ..errors import CodeczooError, WeightsError
-from ..registry import codec_class, file_sha256, get_card, registry_root
+from ..registry import codec_class, file_sha256, get_card, read_card_file, registry_root
 from .module import CKPT_KEY
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "chest_1_8bit.png"
@@ -149,10 +149,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, name: str, fp16: bool = Fal
 
     card_path = folder / "card.json"
     if card_path.is_file():
-        try:
-            card = json.loads(card_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise WeightsError(f"card {card_path} is not valid JSON ({exc})") from exc
+        card = read_card_file(card_path)
     else:
         card = get_card(name)  # name, class, description, default arguments
     card["arguments"] = _jsonable(info["arguments"])
