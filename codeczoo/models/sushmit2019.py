@@ -23,7 +23,7 @@ Default layout (1024 x 1024 input; downsampling 16; 32 code channels = 0.125 bpp
     binarizer  1x1 conv -> 32, tanh, sign                                       64x64x32 bits
     decoder    1x1 conv 32 -> 64                                                64x64x64
                module: avg(ConvLSTM 3x3/h1x1, ConvLSTM 1x1/h3x3) 64, d2s x2     128x128x16
-               modules of widths 32, 16, 8                                      1024x1024x2
+               modules of widths 64, 32, 32                                     1024x1024x8
                1x1 conv -> 1, tanh / 2
 """
 
@@ -127,7 +127,7 @@ class Sushmit2019RnnConv(RecurrentBinaryCodec):
         code_channels: kernels of the bottleneck = bits per 16 x 16 block per iteration (32,
             0.125 bpp per iteration).
         decoder_first_channels: width of the decoder's 1x1 convolution (64).
-        decoder_channels: hidden widths of the four deconvolution modules (64, 32, 16, 8); each
+        decoder_channels: hidden widths of the four deconvolution modules (64, 64, 32, 32); each
             module's depth-to-space divides its width by 4.
         branch_kernels: (input kernel, hidden kernel) of the two ConvLSTM branches of every
             module: a 3x3 spatial branch and a 1x1-input / 3x3-hidden branch ((3, 1), (1, 3)).
@@ -140,7 +140,7 @@ class Sushmit2019RnnConv(RecurrentBinaryCodec):
     def __init__(self, front_channels: int = 16, encoder_channels: Sequence[int] = (32, 64, 64),
                  kernel_size: int = 3, encoder_hidden_kernel: int = 1, pooling: str = "avg",
                  code_channels: int = 32, decoder_first_channels: int = 64,
-                 decoder_channels: Sequence[int] = (64, 32, 16, 8),
+                 decoder_channels: Sequence[int] = (64, 64, 32, 32),
                  branch_kernels: Sequence[Sequence[int]] = ((3, 1), (1, 3)),
                  gamma: float = 0.0, max_iterations: int = 16, default_quality: int = 8,
                  tile_size: int = 512, tile_batch: int = 4):
