@@ -97,6 +97,19 @@ def get_card(name: str) -> dict[str, Any]:
     return card
 
 
+def update_card(name: str, key: str, value: Any) -> Path:
+    """Set one top-level field of ``registry/<name>/card.json`` (written atomically)."""
+    codec_class(name)
+    path = _card_path(name)
+    card = read_card_file(path) if path.is_file() else get_card(name)
+    card[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
 def default_arguments(cls: type) -> dict[str, Any]:
     """The constructor's keyword defaults (what a card records as the architecture)."""
     out = {}

@@ -29,6 +29,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--no-recursive", action="store_true", help="do not search subfolders")
     parser.add_argument("--device", help="torch device for learned codecs (e.g. cuda)")
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
+    parser.add_argument("--card", action="store_true",
+                        help="also record the results on the codec's card (registry/<codec>/card.json)"
+                             " under 'evaluation', with the command that produced them")
     parser.set_defaults(func=run)
 
 
@@ -64,6 +67,16 @@ def run(args) -> int:
                       per_image=args.per_image, save_bitstreams=args.save_bitstreams,
                       device=args.device, progress=True, source=", ".join(args.data))
     result["command"] = "codeczoo " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["eval"] else None
+    if args.card:
+        from ..registry import update_card
+
+        update_card(args.codec, "evaluation", {
+            "command": result["command"], "dataset": result["dataset"],
+            "bit_depth": result["bit_depth"], "quality": result["quality"],
+            "weights_hash": result["codec"]["weights_hash"],
+            "results": {k: result["results"][k] for k in
+                        ("bpp", "psnr", "ssim", "ms-ssim", "encoding_time", "decoding_time")},
+        })
     if args.output:
         write_results(result, args.output)
         print("\n".join(summary_lines(result)))
