@@ -26,6 +26,9 @@ def add_parser(subparsers) -> None:
                         help="BD-rate interpolation (default: pchip)")
     parser.add_argument("--device", help="torch device for learned codecs (e.g. cuda)")
     parser.add_argument("--force", action="store_true", help="replace results in the output folder")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse <codec>.json already in the output folder when it matches "
+                             "(same images, qualities and weights) instead of re-running the codec")
     parser.set_defaults(func=run)
 
 
@@ -47,13 +50,13 @@ def run(args) -> int:
     from ..evaluation.bench import run_bench
 
     out = Path(args.output)
-    if (out / "table.md").exists() and not args.force:
+    if (out / "table.md").exists() and not (args.force or args.reuse):
         raise CodeczooError(f"{out} already holds bench results (use --force or another -o)")
     codecs = [c for c in args.codecs.split(",") if c] if args.codecs else None
     data = None if not args.data else (args.data[0] if len(args.data) == 1 else args.data)
     report = run_bench(data, codecs, out, parse_quality_options(args.quality),
                        include_untrained=args.include_untrained, limit=args.limit,
-                       device=args.device, method=args.method,
+                       device=args.device, method=args.method, reuse=args.reuse,
                        command="codeczoo " + shlex.join(["bench", *sys.argv[2:]])
                        if sys.argv[1:2] == ["bench"] else None)
     print(report.table)

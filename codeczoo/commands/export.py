@@ -20,13 +20,17 @@ def add_parser(subparsers) -> None:
                              "reconstruction difference this causes on a sample image)")
     parser.add_argument("--registry", default=None,
                         help="registry folder (default: CODECZOO_REGISTRY or the repository's registry/)")
+    parser.add_argument("--recipe", help="the recipe YAML the run used (recorded on the card)")
+    parser.add_argument("--data-source",
+                        help="where the training images come from: source, license, split")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     from ..training.export import export_checkpoint
 
-    card = export_checkpoint(args.checkpoint, args.name, fp16=args.fp16, registry=args.registry)
+    card = export_checkpoint(args.checkpoint, args.name, fp16=args.fp16, registry=args.registry,
+                             recipe=args.recipe, data_source=args.data_source)
     weights, training = card["weights"], card["training"]
     print(f"wrote {weights['file']} ({weights['size_bytes']} bytes, {weights['dtype']}, "
           f"sha256 {weights['sha256'][:16]}...) after {training['steps']} steps")

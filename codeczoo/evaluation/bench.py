@@ -122,15 +122,38 @@ def markdown_table(results: dict[str, dict[str, Any]], bd: dict[str, dict[str, f
     return "\n".join(lines) + "\n"
 
 
+def _reusable(path: Path, name: str, n_images: int, qualities: Sequence[int] | None
+              ) -> dict[str, Any] | None:
+    """An earlier result for ``name`` if it matches this run (images, qualities, weights)."""
+    if not path.is_file():
+        return None
+    try:
+        result = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    from ..registry import has_pretrained, load
+
+    weights = load(name, pretrained=has_pretrained(name)).weights_hash().hex()
+    if (result.get("dataset", {}).get("images") != n_images
+            or (qualities is not None and list(result.get("quality", [])) != list(qualities))
+            or result.get("codec", {}).get("weights_hash") != weights):
+        return None
+    return result
+
+
 def run_bench(data=None, codecs: Sequence[str] | None = None, output_dir: str | Path = "bench",
               qualities: dict[str, Sequence[int]] | None = None, include_untrained: bool = False,
               limit: int | None = None, device: str | None = None, method: str = "pchip",
-              progress: bool = True, command: str | None = None) -> BenchReport:
+              progress: bool = True, command: str | None = None, reuse: bool = False
+              ) -> BenchReport:
     """Run the benchmark and write ``<codec>.json``, ``bd_rates.json``, ``table.md``, ``rd.png``
     into ``output_dir``.
 
     ``data`` is a folder, file or list (``None``: the bundled samples); ``qualities`` maps a codec
     name to the rates to sweep (default: each codec's :func:`~.evaluate.default_qualities`).
+    ``reuse=True`` takes ``<codec>.json`` already in ``output_dir`` (from an earlier bench or a
+    ``codeczoo eval -o``) instead of re-running a codec, when it covers the same number of images,
+    the same qualities and the same weights.
     """
     names = bench_codecs(codecs, include_untrained)
     images = find_images(data, limit=limit)
@@ -147,6 +170,12 @@ def run_bench(data=None, codecs: Sequence[str] | None = None, output_dir: str | 
     results: dict[str, dict[str, Any]] = {}
     files: list[Path] = []
     for name in names:
+        previous = _reusable(out / f"{name}.json", name, len(images), qualities.get(name)) \
+            if reuse else None
+        if previous is not None:
+            results[name] = previous
+            files.append(out / f"{name}.json")
+            continue
         pretrained = False if name == ANCHOR else None
         results[name] = evaluate(name, images, qualities.get(name), pretrained=pretrained,
                                  device=device, progress=progress, source=source)

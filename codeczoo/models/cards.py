@@ -75,7 +75,7 @@ SUSHMIT_NOTES = {
     "gamma": "0 one-shot: like the Toderici variant the paper compares with, and it trained "
              "faster than additive in short CPU runs",
     "max_iterations": "16 iterations = 2 bpp raw",
-    "default_quality": "8 iterations = 1 bpp raw: within the 10 s / 1024x1024 CPU budget",
+    "default_quality": "4 iterations = 0.5 bpp raw: within the 10 s / 1024x1024 CPU budget (8 take 11-12 s)",
     **TILING_NOTES,
 }
 
@@ -100,12 +100,16 @@ def architecture_arguments(cls: type) -> dict[str, Any]:
                 else val) for k, val in out.items()}
 
 
-def static_card(name: str) -> dict[str, Any]:
-    """The card fields derived from the code (no measurement, no weights)."""
+def static_card(name: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The card fields derived from the code (no measurement, no weights).
+
+    ``arguments`` overrides the class defaults: a card with shipped weights describes the
+    arguments those weights were trained with.
+    """
     cls = codec_class(name)
     paper, notes = CODECS[name]
-    model = cls()
-    arguments = architecture_arguments(cls)
+    arguments = {**architecture_arguments(cls), **(arguments or {})}
+    model = cls(**arguments)
     return {
         "name": name,
         "class": f"{cls.__module__}.{cls.__qualname__}",
@@ -148,8 +152,9 @@ def write_cards(speed: list[dict] | None = None, large: list[dict] | None = None
     for name in names or CODECS:
         path = registry_root() / name / "card.json"
         card = json.loads(path.read_text()) if path.is_file() else {}
-        new = static_card(name)
-        for key in ("weights", "metrics", "data", "recipe", "speed", "large_image"):
+        new = static_card(name, card.get("arguments") if card.get("weights") else None)
+        for key in ("weights", "training", "validation", "evaluation", "metrics", "data",
+                    "recipe", "speed", "large_image"):
             if key in card:
                 new[key] = card[key]
         if speed and speed_entries(speed, name):

@@ -29,6 +29,7 @@ from typing import Any, Optional
 import torch
 
 from ..errors import CodeczooError, WeightsError
+from ..io.image import _umask
 from ..registry import codec_class, file_sha256, get_card, read_card_file, registry_root
 from .module import CKPT_KEY
 
@@ -107,10 +108,13 @@ def fp16_max_abs_diff(model, arguments: dict, state_fp16: dict) -> float:
 
 
 def export_checkpoint(checkpoint: str | os.PathLike, name: str, fp16: bool = False,
-                      registry: Optional[str | os.PathLike] = None) -> dict:
+                      registry: Optional[str | os.PathLike] = None,
+                      recipe: Optional[str] = None, data_source: Optional[str] = None) -> dict:
     """Write the checkpoint's codec weights and card into ``registry/NAME``; return the card.
 
-    ``name`` must be a registered codec of the same class the checkpoint trained.
+    ``name`` must be a registered codec of the same class the checkpoint trained. ``recipe``
+    (the YAML file the run used) and ``data_source`` (where the images come from, their license
+    and split) are recorded on the card's training record.
     """
     from safetensors.torch import save_file
 
@@ -142,6 +146,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, name: str, fp16: bool = Fal
         save_file(state, str(tmp_path), metadata={"codec": name, "dtype": dtype})
         sha = file_sha256(tmp_path)
         final = folder / f"{name}-{sha[:8]}.safetensors"
+        os.chmod(tmp_path, 0o666 & ~_umask())  # temp files are 0600; weights are for everyone
         os.replace(tmp_path, final)
     finally:
         if tmp_path.exists():
@@ -163,6 +168,10 @@ def export_checkpoint(checkpoint: str | os.PathLike, name: str, fp16: bool = Fal
                                  f"codeczoo/samples/{SAMPLE.name} in [0, 1] units")
     card["weights"] = weights
     card["training"] = training_record(ckpt, checkpoint)
+    if recipe:
+        card["training"]["recipe"] = str(recipe)
+    if data_source:
+        card["training"]["data"]["source"] = data_source
     metrics = {k: v for k, v in info.get("metrics", {}).items() if k.startswith("val/")}
     card["validation"] = _jsonable({"step": info.get("validation_step"), "metrics": metrics}
                                    if metrics else {})
