@@ -338,7 +338,8 @@ class XrayDataModule(L.LightningDataModule):
         """What the data were (recorded on the codec card by ``codeczoo export``)."""
         splits = self.resolve_splits()
         return {
-            "root": str(self.root),
+            # relative to the repository, so a card does not carry one machine's absolute path
+            "root": os.path.relpath(self.root, Path(__file__).resolve().parents[2]),
             "splits": {k: len(v) for k, v in splits.items()},
             "split": ("given folders" if self.hparams.split_dir is None else
                       f"{self.hparams.split_dir} by patient, fractions "
