@@ -272,6 +272,16 @@ def test_kill_resume_then_export_load_and_accumulate(tmp_path, data_dir, cxr_val
     assert np.array_equal(codeczoo.decode(loaded.encode(image, 1)),
                           reference.decode(reference.encode(image, 1)))
 
+    assert card["weights"]["weights_hash"] == loaded.weights_hash().hex()  # = .czoo header
+    # the first weights measured on a real image, recorded on the card
+    images = tmp_path / "val"
+    images.mkdir()
+    (images / cxr_val_images[0].name).write_bytes(cxr_val_images[0].read_bytes())
+    assert main(["eval", str(images), "--codec", name, "--quality", "1", "--card",
+                 "-o", str(tmp_path / "eval.json")]) == 0
+    first_psnr = json.loads((registry / name / "card.json").read_text())["evaluation"][
+        "results"]["psnr"]
+
     # 4. training that accumulates over the shipped weights: steps add up on the card
     more = run_lightning_cli(
         ["fit", "--config", str(SMALL), "--trainer.max_steps", "2", "--trainer.limit_val_batches",
@@ -283,5 +293,10 @@ def test_kill_resume_then_export_load_and_accumulate(tmp_path, data_dir, cxr_val
     card = export_checkpoint(tmp_path / "more" / "checkpoints" / "last.ckpt", name, fp16=True)
     assert card["training"]["steps"] == 10 and card["training"]["steps_this_run"] == 2
     assert card["training"]["continued_from"]["steps"] == 8
+    # ... and the card keeps what the earlier minutes bought; its stale evaluation is gone
+    (earlier,) = card["training"]["history"]
+    assert earlier["steps"] == 8 and earlier["weights"] == weights_file.name
+    assert earlier["evaluation"]["psnr"] == first_psnr and earlier["evaluation"]["quality"] == [1]
+    assert "evaluation" not in card
     assert card["weights"]["dtype"] == "float16" and card["weights"]["fp16_max_abs_diff"] < 1e-2
     assert codeczoo.load(name, pretrained=True)(x, iterations=1)["x_hat"].shape == x.shape

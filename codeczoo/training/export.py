@@ -10,7 +10,9 @@
 * ``weights``: ``{"file", "sha256", "dtype", "size_bytes"}`` (and, for ``--fp16``, the largest
   reconstruction difference fp16 storage causes on a real sample image);
 * ``training``: the LightningCLI config, the data description, optimiser steps, hardware,
-  wall time and device-minutes, cumulative over runs started with ``init_from_registry``;
+  wall time and device-minutes, cumulative over runs started with ``init_from_registry``, and
+  a ``history`` of the earlier runs this one continued, each with the validation results
+  ``codeczoo eval --card`` measured on its weights: what each training minute bought;
 * ``validation``: the ``val/*`` metrics logged last before the checkpoint was written.
 
 Codecs with CompressAI entropy bottlenecks get ``update(force=True)`` first, so their CDF tables
@@ -157,6 +159,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, name: str, fp16: bool = Fal
         card = read_card_file(card_path)
     else:
         card = get_card(name)  # name, class, description, default arguments
+    previous = dict(card)
     card["arguments"] = _jsonable(info["arguments"])
     if hasattr(model, "rate_table") and "rate_table" in card:
         card["rate_table"] = _jsonable(model.rate_table())
@@ -166,8 +169,14 @@ def export_checkpoint(checkpoint: str | os.PathLike, name: str, fp16: bool = Fal
         weights["fp16_max_abs_diff"] = fp16_diff
         weights["fp16_check"] = ("max |x_hat| difference, fp16-stored vs fp32 weights, on "
                                  f"codeczoo/samples/{SAMPLE.name} in [0, 1] units")
+    # what a bitstream's header carries: lets a reader match a .czoo file to these weights
+    weights["weights_hash"] = _loaded_weights_hash(model, info["arguments"], state)
     card["weights"] = weights
     card["training"] = training_record(ckpt, checkpoint)
+    history = training_history(previous, card["training"])
+    if history:
+        card["training"]["history"] = history
+    card.pop("evaluation", None)  # measured on the previous weights (kept in the history)
     if recipe:
         card["training"]["recipe"] = str(recipe)
     if data_source:
@@ -179,6 +188,38 @@ def export_checkpoint(checkpoint: str | os.PathLike, name: str, fp16: bool = Fal
     tmp_card.write_text(json.dumps(card, indent=2) + "\n")
     os.replace(tmp_card, card_path)
     return card
+
+
+def _loaded_weights_hash(model, arguments: dict, state: dict) -> str:
+    """``weights_hash`` (hex) of the codec as ``codeczoo.load(pretrained=True)`` rebuilds it."""
+    rebuilt = type(model)(**arguments)
+    rebuilt.load_state_dict(state)
+    return rebuilt.weights_hash().hex()
+
+
+def training_history(previous_card: dict, record: dict) -> list[dict]:
+    """The ``history`` of a continued run: the previous card's history plus its own last run.
+
+    Each entry holds the cumulative steps and device-minutes at that point and, when
+    ``codeczoo eval --card`` measured those very weights (same ``weights_hash``), the
+    validation rate-distortion points, so a card shows what each training minute bought.
+    A run that did not start from the registry's weights starts a new history (empty).
+    """
+    if "continued_from" not in record:
+        return []
+    training = previous_card.get("training") or {}
+    weights = previous_card.get("weights") or {}
+    entry = {key: training.get(key) for key in
+             ("steps", "steps_this_run", "cpu_minutes", "gpu_minutes", "hardware", "precision",
+              "recipe", "exported")}
+    entry["weights"] = weights.get("file")
+    evaluation = previous_card.get("evaluation") or {}
+    if evaluation and evaluation.get("weights_hash") == weights.get("weights_hash"):
+        results = evaluation.get("results", {})
+        entry["evaluation"] = {"command": evaluation.get("command"),
+                               "quality": evaluation.get("quality"),
+                               **{k: results[k] for k in ("bpp", "psnr", "ms-ssim") if k in results}}
+    return list(training.get("history", [])) + [entry]
 
 
 def training_record(ckpt: dict, checkpoint_path) -> dict:
