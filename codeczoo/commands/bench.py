@@ -10,22 +10,24 @@ import shlex
 import sys
 from pathlib import Path
 
+from . import options
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "bench", help="benchmark every codec against JPEG 2000 (BD-rate, table, RD plot)")
     parser.add_argument("data", nargs="*", help="image folders or files (default: bundled samples)")
-    parser.add_argument("--codecs", help="comma-separated codecs (default: pretrained ones + jpeg2000)")
+    options.add_codecs(parser)
     parser.add_argument("--include-untrained", action="store_true",
                         help="also benchmark codecs without shipped weights (pipeline check only)")
     parser.add_argument("--quality", action="append", default=[], metavar="CODEC=Q1,Q2",
                         help="rates to sweep for one codec (repeatable), e.g. jpeg2000=4,8,16")
     parser.add_argument("-o", "--output", default="bench", help="output folder (default: ./bench)")
-    parser.add_argument("--limit", type=int, help="use only the first N images (sorted)")
+    options.add_limit(parser)
     parser.add_argument("--method", choices=("pchip", "cubic"), default="pchip",
                         help="BD-rate interpolation (default: pchip)")
-    parser.add_argument("--device", help="torch device for learned codecs (e.g. cuda)")
-    parser.add_argument("--force", action="store_true", help="replace results in the output folder")
+    options.add_device(parser)
+    options.add_force(parser, "results in the output folder")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse <codec>.json already in the output folder when it matches "
                              "(same images, qualities and weights) instead of re-running the codec")

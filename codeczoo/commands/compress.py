@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from . import options
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -13,7 +15,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--quality", type=int, help="rate setting (codec specific, see its card)")
     parser.add_argument("--no-pretrained", action="store_true",
                         help="use freshly initialised weights even where pretrained ones ship")
-    parser.add_argument("--force", action="store_true", help="replace existing outputs")
+    options.add_force(parser, "existing outputs")
     parser.set_defaults(func=run)
 
 

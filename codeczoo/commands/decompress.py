@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from . import options
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("decompress", help="decompress .czoo bitstreams to images")
@@ -9,7 +11,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
     parser.add_argument("--format", choices=("auto", "png", "npy", "dcm"), default="auto",
                         help="output format in a folder; auto = DICOM for DICOM sources, else PNG")
-    parser.add_argument("--force", action="store_true", help="replace existing outputs")
+    options.add_force(parser, "existing outputs")
     parser.set_defaults(func=run)
 
 

@@ -12,6 +12,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from . import options
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -25,10 +27,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--per-image", action="store_true", help="also record every image")
     parser.add_argument("--save-bitstreams", metavar="DIR",
                         help="write every bitstream here; bpp is then read from the files' sizes")
-    parser.add_argument("--limit", type=int, help="use only the first N images (sorted)")
+    options.add_limit(parser)
     parser.add_argument("--no-recursive", action="store_true", help="do not search subfolders")
-    parser.add_argument("--device", help="torch device for learned codecs (e.g. cuda)")
-    parser.add_argument("--force", action="store_true", help="replace an existing output file")
+    options.add_device(parser)
+    options.add_force(parser)
     parser.add_argument("--card", action="store_true",
                         help="also record the results on the codec's card (registry/<codec>/card.json)"
                              " under 'evaluation', with the command that produced them")

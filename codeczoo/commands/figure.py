@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from . import options
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -12,14 +14,14 @@ def add_parser(subparsers) -> None:
     parser.add_argument("image", help="an X-ray image file (PNG, DICOM, ...)")
     parser.add_argument("--bpp", type=float, default=0.5, help="target bits per pixel (default: 0.5)")
     parser.add_argument("-o", "--output", required=True, help="PNG file to write")
-    parser.add_argument("--codecs", help="comma-separated codecs (default: pretrained ones + jpeg2000)")
+    options.add_codecs(parser)
     parser.add_argument("--region", help="top,left,height,width (default: centred 256 px square)")
     parser.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=None,
                         help="use the shipped weights (default: if the codec has them)")
     parser.add_argument("--include-untrained", action="store_true",
                         help="with the default codec list, add codecs without shipped weights")
-    parser.add_argument("--device", help="torch device for learned codecs (e.g. cuda)")
-    parser.add_argument("--force", action="store_true", help="replace an existing output file")
+    options.add_device(parser)
+    options.add_force(parser)
     parser.set_defaults(func=run)
 
 

@@ -11,6 +11,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from . import options
+
 
 def _ints(text: str, what: str) -> list[int]:
     from ..evaluation.evaluate import parse_ints
@@ -34,10 +36,10 @@ def add_parser(subparsers) -> None:
                              "tests the pipeline")
     parser.add_argument("--no-bit-matched", action="store_true",
                         help="omit the JPEG 2000 row coded at the proposed codec's real bits")
-    parser.add_argument("--limit", type=int, help="use only the first N images (sorted)")
-    parser.add_argument("--device", help="torch device for learned codecs (e.g. cuda)")
+    options.add_limit(parser)
+    options.add_device(parser)
     parser.add_argument("-o", "--output", help="markdown file (default: print)")
-    parser.add_argument("--force", action="store_true", help="replace an existing output file")
+    options.add_force(parser)
     parser.set_defaults(func=run)
 
 
