@@ -25,7 +25,8 @@ from codeczoo.registry import file_sha256
 from codeczoo.training.cli import run_lightning_cli
 from codeczoo.training.data import (FixedCropDataset, RandomCropDataset, XrayDataModule,
                                     load_image, read_patient_map, split_by_patient)
-from codeczoo.training.export import export_checkpoint, model_from_checkpoint, read_checkpoint
+from codeczoo.training.export import (export_checkpoint, model_from_checkpoint, read_checkpoint,
+                                      training_history)
 from codeczoo.training.losses import RateDistortionLoss, RecurrentResidualLoss
 from codeczoo.training.module import CodecModule
 
@@ -300,3 +301,23 @@ def test_kill_resume_then_export_load_and_accumulate(tmp_path, data_dir, cxr_val
     assert "evaluation" not in card
     assert card["weights"]["dtype"] == "float16" and card["weights"]["fp16_max_abs_diff"] < 1e-2
     assert codeczoo.load(name, pretrained=True)(x, iterations=1)["x_hat"].shape == x.shape
+
+
+def test_training_history_keeps_only_evaluations_of_the_same_weights():
+    card = {"weights": {"file": "a.safetensors", "weights_hash": "aa"},
+            "training": {"steps": 100, "cpu_minutes": 50.0, "gpu_minutes": 0.0,
+                         "history": [{"steps": 40, "weights": "old.safetensors"}]},
+            "evaluation": {"weights_hash": "aa", "quality": [1, 2], "command": "codeczoo eval x",
+                           "results": {"bpp": [0.1, 0.2], "psnr": [30.0, 31.0],
+                                       "ms-ssim": [0.9, 0.95], "encoding_time": [1, 2]}}}
+    continued = {"continued_from": {"steps": 100}}
+    history = training_history(card, continued)
+    assert [h["steps"] for h in history] == [40, 100]
+    assert history[-1]["evaluation"] == {"command": "codeczoo eval x", "quality": [1, 2],
+                                         "bpp": [0.1, 0.2], "psnr": [30.0, 31.0],
+                                         "ms-ssim": [0.9, 0.95]}
+    # an evaluation of other weights is not passed off as these weights' results
+    card["evaluation"]["weights_hash"] = "bb"
+    assert "evaluation" not in training_history(card, continued)[-1]
+    # a run that started from scratch starts a new history
+    assert training_history(card, {}) == []
