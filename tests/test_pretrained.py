@@ -31,6 +31,12 @@ def test_card_describes_the_weights(name):
     assert weights["sha256"][:8] in weights["file"]
     assert (registry_root() / name / weights["file"]).stat().st_size == weights["size_bytes"]
     assert training["steps"] > 0 and training.get("recipe")
+    # the hash .czoo headers carry, and the measured results belong to these very weights
+    loaded_hash = codeczoo.load(name, pretrained=True).weights_hash().hex()
+    assert weights["weights_hash"] == loaded_hash
+    assert card["evaluation"]["weights_hash"] == loaded_hash, "results measured on other weights"
+    steps = [entry["steps"] for entry in training.get("history", [])] + [training["steps"]]
+    assert steps == sorted(steps)
 
 
 @pytest.mark.parametrize("name", PRETRAINED)
