@@ -146,6 +146,19 @@ def test_cli_main_fit_and_one_line_config_errors(tmp_path, data_dir, capsys):
     assert "unknown codec 'no-such-codec'" in capsys.readouterr().err
 
 
+def test_last_checkpoint_keeps_the_steps_after_the_last_validation(tmp_path, data_dir):
+    # validation (and Lightning's checkpoint) at step 2; the run ends on max_steps at 3
+    cli = run_lightning_cli(
+        ["fit", "--config", str(SMALL), "--trainer.max_steps", "3",
+         "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1",
+         "--trainer.default_root_dir", str(tmp_path), "--data.data_root", str(data_dir)]
+        + ONE_ITERATION + TINY_DATA)
+    assert cli.trainer.global_step == 3
+    checkpoints = tmp_path / "checkpoints"
+    assert read_checkpoint(checkpoints / "last.ckpt")["global_step"] == 3
+    assert read_checkpoint(checkpoints / "step00000002.ckpt")["global_step"] == 2
+
+
 # -- a codec with a learned entropy model (rate-distortion path) --------------------------------
 try:
     from compressai.entropy_models import EntropyBottleneck

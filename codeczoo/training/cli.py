@@ -9,8 +9,8 @@ DataModule subclass plugs in without code changes here)::
         --trainer.devices 8 --trainer.strategy ddp --trainer.precision bf16-mixed
     codeczoo fit --config ... --ckpt_path last          # resume the run in default_root_dir
 
-A :class:`~lightning.pytorch.callbacks.ModelCheckpoint` is always present (``checkpoint.*``
-options, ``save_last: true`` by default, folder ``<trainer.default_root_dir>/checkpoints`` so
+A :class:`~codeczoo.training.checkpoint.FinalStepCheckpoint` (Lightning's ``ModelCheckpoint`` that
+also keeps the steps after the last validation) is always present (``checkpoint.*`` options, ``save_last: true`` by default, folder ``<trainer.default_root_dir>/checkpoints`` so
 that ``--ckpt_path last`` finds it) and Lightning writes it from rank zero only. The
 resolved config is saved beside the logs (``config.yaml``) and into every checkpoint, from
 where ``codeczoo export`` copies it onto the codec card.
@@ -23,10 +23,10 @@ import sys
 import warnings
 from typing import Sequence
 
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from ..errors import CodeczooError
+from .checkpoint import FinalStepCheckpoint
 from .data import XrayDataModule
 from .module import CodecModule
 
@@ -41,10 +41,10 @@ class RecipeConfigCallback(SaveConfigCallback):
 
 
 class CodeczooCLI(LightningCLI):
-    """LightningCLI with a always-on, configurable ``ModelCheckpoint`` (``--checkpoint.*``)."""
+    """LightningCLI with an always-on, configurable checkpoint callback (``--checkpoint.*``)."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(FinalStepCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True,
                              "checkpoint.filename": "step{step:08d}",
                              "checkpoint.auto_insert_metric_name": False})
