@@ -1,5 +1,5 @@
 """Reusable neural network layers."""
 
-from .convlstm import ConvLSTMCell, StridedConvLSTMEncoder
+from .convlstm import ConvLSTMCell, StridedConvLSTMEncoder, step_stack
 
-__all__ = ["ConvLSTMCell", "StridedConvLSTMEncoder"]
+__all__ = ["ConvLSTMCell", "StridedConvLSTMEncoder", "step_stack"]

@@ -19,6 +19,8 @@ several independent sequences (e.g. image tiles) and is safe to use from several
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -91,6 +93,11 @@ class ConvLSTMCell(nn.Module):
         h = torch.sigmoid(o) * torch.tanh(c)
         return h, c
 
+    def step(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """``(output, new state)``: the interface :func:`step_stack` runs (output = ``h``)."""
+        h, c = self(x, state)
+        return h, (h, c)
+
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.hidden_channels}, "
                 f"kernel={self.conv_ih.kernel_size[0]}, stride={self.stride}, "
@@ -118,11 +125,21 @@ class StridedConvLSTMEncoder(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: Tensor, state=None):
-        state = state or [None] * len(self.cells)
-        x = self.first_layer(x)
-        new_state = []
-        for cell, s in zip(self.cells, state):
-            h, c = cell(x, s)
-            new_state.append((h, c))
-            x = h
-        return x, new_state
+        return step_stack(self.cells, self.first_layer(x), state)
+
+
+def step_stack(layers, x: Tensor, state=None, between: Callable[[Tensor], Tensor] | None = None):
+    """One time step through a stack of recurrent layers; returns ``(output, new states)``.
+
+    Each layer has ``step(x, s) -> (output, new s)``; ``state`` is the list of per-layer states
+    of the previous time step (``None`` on the first); ``between`` maps each layer's output to
+    the next layer's input (e.g. Toderici's depth-to-space), the last one's too.
+    """
+    state = state or [None] * len(layers)
+    new_state = []
+    for layer, s in zip(layers, state):
+        x, s = layer.step(x, s)
+        new_state.append(s)
+        if between is not None:
+            x = between(x)
+    return x, new_state

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..layers import ConvLSTMCell, StridedConvLSTMEncoder
+from ..layers import ConvLSTMCell, StridedConvLSTMEncoder, step_stack
 from ..registry import register_codec
 from .base import Binarizer, RecurrentBinaryCodec, check_positive
 
@@ -88,6 +88,10 @@ class DeconvModule(nn.Module):
         merged = sum(h for h, _ in new_state) / len(new_state)
         return F.pixel_shuffle(merged, 2), new_state
 
+    def step(self, x: Tensor, state=None):
+        """``(output, new state)``: the interface :func:`~codeczoo.layers.step_stack` runs."""
+        return self(x, state)
+
 
 class RnnConvDecoder(nn.Module):
     """1x1 conv, deconvolution modules, final 1x1 conv (tanh / 2: centred image range)."""
@@ -104,12 +108,7 @@ class RnnConvDecoder(nn.Module):
         self.tail = nn.Conv2d(width, 1, 1)
 
     def forward(self, bits: Tensor, state=None):
-        state = state or [None] * len(self.stages)
-        x = self.head(bits)
-        new_state = []
-        for stage, s in zip(self.stages, state):
-            x, s = stage(x, s)
-            new_state.append(s)
+        x, new_state = step_stack(self.stages, self.head(bits), state)
         return torch.tanh(self.tail(x)) / 2, new_state
 
 

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..layers import ConvLSTMCell, StridedConvLSTMEncoder
+from ..layers import ConvLSTMCell, StridedConvLSTMEncoder, step_stack
 from ..registry import register_codec
 from .base import Binarizer, RecurrentBinaryCodec, check_positive
 
@@ -69,13 +69,8 @@ class TodericiDecoder(nn.Module):
         self.tail = nn.Conv2d(width, out_channels, 1, bias=False)
 
     def forward(self, bits: Tensor, state=None):
-        state = state or [None] * len(self.cells)
-        x = self.head(bits)
-        new_state = []
-        for cell, s in zip(self.cells, state):
-            h, c = cell(x, s)
-            new_state.append((h, c))
-            x = F.pixel_shuffle(h, 2)
+        x, new_state = step_stack(self.cells, self.head(bits), state,
+                                  between=lambda h: F.pixel_shuffle(h, 2))
         return torch.tanh(self.tail(x)) / 2, new_state
 
 
