@@ -33,13 +33,15 @@ class Codec:
     Class attributes a codec sets:
         codec_name: registry name (set by :func:`codeczoo.registry.register_codec`).
         codec_version: bumped whenever the payload format changes; a bitstream written by another
-            version is refused instead of mis-decoded.
+            version is refused instead of mis-decoded, unless listed in ``reads_codec_versions``.
+        reads_codec_versions: earlier versions whose payloads this version still decodes.
         qualities: the valid rate settings, lowest rate first.
         default_quality: used when ``encode`` is called without ``quality``.
     """
 
     codec_name: ClassVar[str] = ""
     codec_version: ClassVar[str] = "1"
+    reads_codec_versions: ClassVar[tuple[str, ...]] = ()
     qualities: Sequence[int] = ()
     default_quality: int = 1
 
@@ -98,7 +100,7 @@ class Codec:
         if header.codec != self.codec_name:
             raise CodecMismatchError(
                 f"bitstream was written by codec {header.codec!r}, not {self.codec_name!r}")
-        if header.codec_version != self.codec_version:
+        if header.codec_version not in (self.codec_version, *self.reads_codec_versions):
             raise CodecMismatchError(
                 f"bitstream was written by {header.codec} version {header.codec_version}; "
                 f"this codeczoo has version {self.codec_version}")

@@ -11,10 +11,10 @@ from PIL import Image
 
 import codeczoo
 from codeczoo.bitstream import unpack
-from codeczoo.entropy import pack_bits
 from codeczoo.errors import CodecMismatchError, CodeczooError, WeightsError
 from codeczoo.models import Sushmit2019RnnConv, Toderici2017OneShot
-from codeczoo.models.base import LAYOUT_PER_TILE, LAYOUT_SINGLE, Binarizer
+from codeczoo.models.base import (LAYOUT_SINGLE, LAYOUTS, POSITION_MAJOR, Binarizer, pack_codes,
+                                  unpack_codes)
 
 LEARNED = ["sushmit2019-rnnconv", "toderici2017-lstm-oneshot", "toderici2017-lstm-additive",
            "toderici2017-lstm-oneshot-small"]
@@ -194,7 +194,9 @@ def test_same_image_gives_identical_bytes(val_image):
 
 
 def test_more_iterations_more_bytes(val_image):
-    model = tiny("sushmit")
+    # the shipped weights: an untrained model's later iterations may repeat its first codes,
+    # which DEFLATE then stores almost for free
+    model = codeczoo.load("sushmit2019-rnnconv", pretrained=True)
     sizes = [len(model.encode(val_image, quality=q)) for q in (1, 2, 4)]
     assert sizes[0] < sizes[1] < sizes[2]
     # Before gzip each iteration costs code_channels bits per 16x16 block.
@@ -202,23 +204,54 @@ def test_more_iterations_more_bytes(val_image):
     assert sizes[2] - sizes[0] <= 3 * blocks * model.code_channels // 8 + 64
 
 
-def test_tiling_and_both_payload_layouts_decode(val_image):
+def test_tiling_and_every_payload_layout_decode(val_image):
     model = tiny("toderici")  # tile_size 64: a 128x160 image is a 2x3 tile grid
     data = model.encode(val_image, quality=2)
     header, payload = unpack(data)
     assert payload[2:8] == bytes([0, 64, 0, 2, 0, 3])
     decoded = model.decode_values(payload, header)
-    # Re-pack the same codes in the other layout: the image must come back identical.
-    layout = payload[0]
-    other = LAYOUT_PER_TILE if layout == LAYOUT_SINGLE else LAYOUT_SINGLE
-    tiles = model._tile_grid(128, 160, 64)
-    assert model.tile_batch == 1  # tiles coded one by one, as here
-    packed = [pack_bits(model.encode_codes(torch.from_numpy(
-        val_image[t:t + h, l:l + w].astype(np.float32) / 255)[None, None], 2).numpy())
-        for t, l, h, w in tiles]
-    assert model.pack_payload(packed, 2, 64, 2, 3, layout=layout) == payload
-    repacked = model.pack_payload(packed, 2, 64, 2, 3, layout=other)
-    np.testing.assert_array_equal(model.decode_values(repacked, header), decoded)
+    # Re-pack the same codes in every layout: the image must come back identical, and the
+    # encoder must have written the smallest of them.
+    tile_codes, grid, _ = model.tile_codes(val_image.astype(np.uint16), header.spec, 2)
+    assert grid == (2, 3) and len(tile_codes) == 6
+    payloads = {kind: model.pack_payload(tile_codes, 2, 64, 2, 3, layout=kind) for kind in LAYOUTS}
+    assert payloads[payload[0]] == payload
+    assert len(payload) == min(len(p) for p in payloads.values())
+    for kind, repacked in payloads.items():
+        assert repacked[0] == kind
+        np.testing.assert_array_equal(model.decode_values(repacked, header), decoded)
+    # the two code orders really differ on the wire
+    assert payloads[LAYOUT_SINGLE][8:] != payloads[LAYOUT_SINGLE | POSITION_MAJOR][8:]
+
+
+def test_version_1_streams_still_decode_and_cannot_claim_new_layouts(val_image):
+    """Files written before position-major order (codec version 1, layouts 0 and 1) decode."""
+    import dataclasses
+
+    from codeczoo import bitstream
+
+    model = tiny("toderici")
+    header, payload = unpack(model.encode(val_image, quality=2))
+    assert header.codec_version == "2"
+    tile_codes, _, _ = model.tile_codes(val_image.astype(np.uint16), header.spec, 2)
+    old_header = dataclasses.replace(header, codec_version="1")
+    old = bitstream.pack(old_header, model.pack_payload(tile_codes, 2, 64, 2, 3, layout=LAYOUT_SINGLE))
+    np.testing.assert_array_equal(model.decode(old), model.decode(bitstream.pack(header, payload)))
+    claimed = bitstream.pack(old_header, model.pack_payload(
+        tile_codes, 2, 64, 2, 3, layout=LAYOUT_SINGLE | POSITION_MAJOR))
+    with pytest.raises(CodeczooError, match="unknown payload layout"):
+        model.decode(claimed)
+
+
+def test_pack_codes_orders_round_trip():
+    codes = np.sign(np.random.default_rng(0).standard_normal((3, 8, 2, 5))).astype(np.float32)
+    for position_major in (False, True):
+        data = pack_codes(codes, position_major=position_major)
+        assert len(data) == codes.size // 8
+        np.testing.assert_array_equal(unpack_codes(data, codes.shape, position_major), codes)
+    # position-major puts one position's channel bits in one byte
+    first = np.unpackbits(np.frombuffer(pack_codes(codes), np.uint8))[:8]
+    np.testing.assert_array_equal(first, codes[0, :, 0, 0] > 0)
 
 
 def test_bad_quality_and_corrupt_payload_are_clear_errors(val_image):

@@ -313,6 +313,7 @@ def test_kill_resume_then_export_load_and_accumulate(tmp_path, data_dir, cxr_val
     assert earlier["evaluation"]["psnr"] == first_psnr and earlier["evaluation"]["quality"] == [1]
     assert "evaluation" not in card
     assert card["weights"]["dtype"] == "float16" and card["weights"]["fp16_max_abs_diff"] < 1e-2
+    assert 0 <= card["weights"]["fp16_max_psnr_delta_db"] < 0.05
     assert codeczoo.load(name, pretrained=True)(x, iterations=1)["x_hat"].shape == x.shape
 
 

@@ -35,5 +35,7 @@ def run(args) -> int:
     print(f"wrote {weights['file']} ({weights['size_bytes']} bytes, {weights['dtype']}, "
           f"sha256 {weights['sha256'][:16]}...) after {training['steps']} steps")
     if "fp16_max_abs_diff" in weights:
-        print(f"fp16 storage changes reconstructions by at most {weights['fp16_max_abs_diff']:.2e}")
+        print(f"fp16 storage changes reconstructions by at most {weights['fp16_max_abs_diff']:.2e} "
+              f"and PSNR by at most {weights['fp16_max_psnr_delta_db']:.3f} dB (sample X-ray, "
+              "every quality)")
     return 0

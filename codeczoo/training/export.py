@@ -8,7 +8,8 @@
   defaults, then the card's when training started from the registry, then ``codec_args``), so
   ``codeczoo.load(NAME, pretrained=True)`` rebuilds exactly that architecture;
 * ``weights``: ``{"file", "sha256", "dtype", "size_bytes"}`` (and, for ``--fp16``, the largest
-  reconstruction difference fp16 storage causes on a real sample image);
+  reconstruction and PSNR differences fp16 storage causes on a real sample image, see
+  :func:`fp16_check`);
 * ``training``: the LightningCLI config, the data description, optimiser steps, hardware,
   wall time and device-minutes, cumulative over runs started with ``init_from_registry``, and
   a ``history`` of the earlier runs this one continued, each with the validation results
@@ -28,6 +29,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
 import torch
 
 from ..errors import CodeczooError, WeightsError
@@ -92,21 +94,37 @@ def _sample_input(model) -> torch.Tensor:
     return intensity.to_unit(values[:side, :side], image.bits_stored)
 
 
-def _reconstruct(model, x: torch.Tensor) -> torch.Tensor:
+def _reconstructions(model, x: torch.Tensor) -> dict:
+    """quality -> x_hat; every quality of a recurrent codec, else the single reconstruction."""
     with torch.no_grad():
         if hasattr(model, "max_iterations"):
-            return model(x, iterations=model.max_iterations)["x_hat"]
-        return model(x)["x_hat"]
+            return {q: model(x, iterations=q)["x_hat"] for q in range(1, model.max_iterations + 1)}
+        return {None: model(x)["x_hat"]}
 
 
-def fp16_max_abs_diff(model, arguments: dict, state_fp16: dict) -> float:
-    """Largest |x_hat(fp32 weights) - x_hat(fp16-rounded weights)| on the sample image."""
+def _as_8bit(x: torch.Tensor) -> np.ndarray:
+    return (x.clamp(0, 1) * 255).round().squeeze().numpy().astype(np.uint8)
+
+
+def fp16_check(model, arguments: dict, state_fp16: dict) -> dict:
+    """What storing the weights in fp16 costs, measured on the package's real sample X-ray.
+
+    Returns ``max_abs_diff``: the largest |x_hat(fp32 weights) - x_hat(fp16-rounded weights)|
+    in [0, 1] units over every quality, and ``max_psnr_delta_db``: the largest |PSNR change| (dB,
+    8-bit reconstructions against the 8-bit original, torchmetrics PSNR) over every quality.
+    """
+    from ..metrics import psnr
+
     x = _sample_input(model)
-    reference = _reconstruct(model, x)
+    original = _as_8bit(x)
     rounded = type(model)(**arguments)
     rounded.load_state_dict({k: v.float() for k, v in state_fp16.items()})
     rounded.eval()
-    return float((_reconstruct(rounded, x) - reference).abs().max())
+    reference, candidate = _reconstructions(model, x), _reconstructions(rounded, x)
+    max_abs = max(float((candidate[q] - reference[q]).abs().max()) for q in reference)
+    max_delta = max(abs(psnr(original, _as_8bit(candidate[q]), 8)
+                        - psnr(original, _as_8bit(reference[q]), 8)) for q in reference)
+    return {"max_abs_diff": max_abs, "max_psnr_delta_db": max_delta}
 
 
 def export_checkpoint(checkpoint: str | os.PathLike, name: str, fp16: bool = False,
@@ -133,11 +151,11 @@ def export_checkpoint(checkpoint: str | os.PathLike, name: str, fp16: bool = Fal
         model.update(force=True)  # CDF tables for compress(); no-op without entropy bottlenecks
     state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
     dtype = "float32"
-    fp16_diff = None
+    fp16_result = None
     if fp16:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
         dtype = "float16"
-        fp16_diff = fp16_max_abs_diff(model, info["arguments"], state)
+        fp16_result = fp16_check(model, info["arguments"], state)
 
     root = Path(registry) if registry else registry_root()
     folder = root / name
@@ -165,10 +183,12 @@ def export_checkpoint(checkpoint: str | os.PathLike, name: str, fp16: bool = Fal
         card["rate_table"] = _jsonable(model.rate_table())
     weights = {"file": final.name, "sha256": sha, "dtype": dtype,
                "size_bytes": final.stat().st_size}
-    if fp16_diff is not None:
-        weights["fp16_max_abs_diff"] = fp16_diff
-        weights["fp16_check"] = ("max |x_hat| difference, fp16-stored vs fp32 weights, on "
-                                 f"codeczoo/samples/{SAMPLE.name} in [0, 1] units")
+    if fp16_result is not None:
+        weights["fp16_max_abs_diff"] = fp16_result["max_abs_diff"]
+        weights["fp16_max_psnr_delta_db"] = fp16_result["max_psnr_delta_db"]
+        weights["fp16_check"] = ("fp16-stored vs fp32 weights on codeczoo/samples/"
+                                 f"{SAMPLE.name}, every quality: max |x_hat| difference in [0, 1] "
+                                 "units and max |PSNR change| in dB (8-bit reconstructions)")
     # what a bitstream's header carries: lets a reader match a .czoo file to these weights
     weights["weights_hash"] = _loaded_weights_hash(model, info["arguments"], state)
     card["weights"] = weights
