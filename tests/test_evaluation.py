@@ -52,6 +52,16 @@ def test_bd_rate_cubic_matches_vceg_formula():
     assert bdrate.bd_rate(ANCHOR_R, ANCHOR_Q, test_r, test_q) == pytest.approx(expected, abs=3)
 
 
+def test_quality_at_rates_interpolates_and_never_extrapolates():
+    got = bdrate.quality_at_rates(ANCHOR_R, ANCHOR_Q, [0.25, 0.35, 0.05, 3.0])
+    assert got[0] == pytest.approx(31.0)  # through every measured point
+    assert 31.0 < got[1] < 34.2 and got[2] is None and got[3] is None
+    # a curve needing twice the rate has, at rate 2r, the anchor's quality at r
+    doubled = bdrate.quality_at_rates([2 * r for r in ANCHOR_R], ANCHOR_Q, [0.7])
+    assert doubled[0] == pytest.approx(bdrate.quality_at_rates(ANCHOR_R, ANCHOR_Q, [0.35])[0])
+    assert bdrate.quality_at_rates([0.5], [30.0], [0.5]) == [None]
+
+
 def test_bd_rate_refuses_what_it_cannot_compare():
     with pytest.raises(bdrate.BDRateError, match="needs 4"):
         bdrate.bd_rate(ANCHOR_R[:3], ANCHOR_Q[:3], ANCHOR_R, ANCHOR_Q, "cubic")
@@ -153,6 +163,11 @@ def test_rd_plot_and_bench_table(j2k_result, tmp_path):
     table = bench.markdown_table({"worse": worse, "jpeg2000": anchor}, {"worse": bd},
                                  "codeczoo bench X", "somewhere", "pchip")
     assert "| worse |" in table and "+100.0 %" in table and "`codeczoo bench X`" in table
+    # PSNR at matched bpp: the curve needing twice the rate has at 2r what JPEG 2000 has at r
+    r = sorted(lossy["bpp"])[len(lossy["bpp"]) // 2]
+    worse_at = bench.psnr_at_rates({"worse": worse}, [2 * r])["worse"][0]
+    assert worse_at == pytest.approx(bench.psnr_at_rates({"a": anchor}, [r])["a"][0])
+    assert "PSNR [dB] at matched bpp" in table and "| 0.5 bpp |" in table
 
 
 def test_bench_on_folder(crop_folder, tmp_path):

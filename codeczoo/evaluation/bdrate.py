@@ -130,3 +130,28 @@ def bd_psnr(anchor_rate: Sequence[float], anchor_quality: Sequence[float | None]
     if not hi > lo:
         raise BDRateError("the curves share no rate interval")
     return float((_integral(qt, lt, lo, hi, method) - _integral(qa, la, lo, hi, method)) / (hi - lo))
+
+
+def quality_at_rates(rate: Sequence[float], quality: Sequence[float | None],
+                     targets: Sequence[float]) -> list[float | None]:
+    """A curve's quality at each target rate: piecewise cubic Hermite (pchip) interpolation of
+    quality over log-rate through the measured points, as BD-PSNR integrates it.
+
+    ``None`` where a target lies outside the measured rates (never extrapolated) or the curve has
+    fewer than 2 usable points.
+    """
+    from scipy.interpolate import PchipInterpolator
+
+    log_rate, q = _clean(rate, quality, "curve")
+    order = np.argsort(log_rate)
+    log_rate, q = log_rate[order], q[order]
+    keep = np.concatenate([[True], np.diff(log_rate) > 0])
+    log_rate, q = log_rate[keep], q[keep]
+    if len(log_rate) < 2:
+        return [None] * len(targets)
+    curve = PchipInterpolator(log_rate, q)
+    out: list[float | None] = []
+    for target in targets:
+        x = math.log(target) if target > 0 else -math.inf
+        out.append(float(curve(x)) if log_rate[0] <= x <= log_rate[-1] else None)
+    return out

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 from .. import __version__
 from ..errors import CodeczooError
 from ..registry import codec_class, list_codecs
-from .bdrate import BDRateError, bd_rate, ms_ssim_db
+from .bdrate import BDRateError, bd_rate, ms_ssim_db, quality_at_rates
 from .data import describe_source, find_images
 from .evaluate import evaluate, write_results
 from .plot import rd_plot
@@ -119,7 +119,41 @@ def markdown_table(results: dict[str, dict[str, Any]], bd: dict[str, dict[str, f
              if isinstance(v, str)]
     if notes:
         lines += ["", "Not comparable:"] + notes
+    lines += ["", psnr_at_rates_table(results)]
     return "\n".join(lines) + "\n"
+
+
+MATCHED_RATES = (0.1, 0.25, 0.5, 1.0)
+
+
+def psnr_at_rates(results: dict[str, dict[str, Any]], rates: Sequence[float] = MATCHED_RATES
+                  ) -> dict[str, list[float | None]]:
+    """Each codec's mean PSNR at the given bpp (pchip over log-rate through its measured points;
+    ``None`` outside its measured rates)."""
+    return {name: quality_at_rates(r["results"]["bpp"], r["results"]["psnr"], rates)
+            for name, r in results.items()}
+
+
+def psnr_at_rates_table(results: dict[str, dict[str, Any]], rates: Sequence[float] = MATCHED_RATES
+                        ) -> str:
+    """Markdown: PSNR at matched bpp, and the difference to JPEG 2000 where both were measured."""
+    at = psnr_at_rates(results, rates)
+    anchor = at.get(ANCHOR)
+    lines = ["PSNR [dB] at matched bpp (pchip interpolation over log-rate between measured points; "
+             "\"–\" outside a codec's measured rates; in brackets: difference to JPEG 2000).", "",
+             "| codec | " + " | ".join(f"{r:g} bpp" for r in rates) + " |",
+             "|---|" + "---|" * len(rates)]
+    for name, values in at.items():
+        cells = []
+        for i, v in enumerate(values):
+            if v is None:
+                cells.append("–")
+            elif name != ANCHOR and anchor is not None and anchor[i] is not None:
+                cells.append(f"{v:.2f} ({v - anchor[i]:+.2f})")
+            else:
+                cells.append(f"{v:.2f}")
+        lines.append(f"| {results[name]['name']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _reusable(path: Path, name: str, n_images: int, qualities: Sequence[int] | None
@@ -188,7 +222,9 @@ def run_bench(data=None, codecs: Sequence[str] | None = None, output_dir: str | 
     table = markdown_table(results, bd, command, source, method)
     (out / "table.md").write_text(table)
     (out / "bd_rates.json").write_text(json.dumps(
-        {"anchor": ANCHOR, "method": method, "bd_rate_percent": bd}, indent=2) + "\n")
+        {"anchor": ANCHOR, "method": method, "bd_rate_percent": bd,
+         "psnr_at_bpp": {"bpp": list(MATCHED_RATES), **psnr_at_rates(results)}},
+        indent=2) + "\n")
     files += [out / "table.md", out / "bd_rates.json"]
     files.append(rd_plot(list(results.values()), out / "rd.png",
                          title=f"Rate–distortion on {Path(source).name if data is not None else 'bundled samples'}"))
