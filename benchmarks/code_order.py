@@ -25,6 +25,7 @@ import torch
 
 import codeczoo
 from codeczoo import intensity
+from codeczoo.errors import CodeczooError
 from codeczoo.io import read_image
 from codeczoo.models.base import LAYOUT_PER_TILE, LAYOUTS, POSITION_MAJOR
 
@@ -53,7 +54,12 @@ def main() -> None:
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     print(f"{len(files)} {args.split} images from {folder}; payload bytes summed over images\n")
     for name in args.codecs.split(","):
-        model = codeczoo.load(name, pretrained=True)
+        try:
+            model = codeczoo.load(name, pretrained=True)
+        except CodeczooError as exc:
+            raise SystemExit(f"error: {exc}") from None
+        if not hasattr(model, "tile_codes"):
+            raise SystemExit(f"error: {name} is not a recurrent binary codec (no code order)")
         totals = {(q, kind): 0 for q in qualities for kind in LAYOUTS}
         pixels = 0
         for path in files:

@@ -68,6 +68,14 @@ def _clean(rate: Sequence[float], quality: Sequence[float | None], label: str
     return np.log(rs), qs
 
 
+def _by_rate(log_rate: np.ndarray, quality: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The points sorted by rate, one quality per rate (the first), for quality-over-rate curves."""
+    order = np.argsort(log_rate, kind="stable")
+    log_rate, quality = log_rate[order], quality[order]
+    keep = np.concatenate([[True], np.diff(log_rate) > 0])
+    return log_rate[keep], quality[keep]
+
+
 def _integral(log_rate: np.ndarray, quality: np.ndarray, lo: float, hi: float, method: str) -> float:
     if method == "pchip":
         from scipy.interpolate import PchipInterpolator
@@ -118,10 +126,7 @@ def bd_psnr(anchor_rate: Sequence[float], anchor_quality: Sequence[float | None]
     # swap roles: quality as a function of log-rate (sorted by rate, one quality per rate)
     curves = []
     for label, lr, q in (("anchor", la, qa), ("test", lt, qt)):
-        order = np.argsort(lr)
-        lr, q = lr[order], q[order]
-        keep = np.concatenate([[True], np.diff(lr) > 0])
-        lr, q = lr[keep], q[keep]
+        lr, q = _by_rate(lr, q)
         if len(lr) < need:
             raise BDRateError(f"{label} curve has {len(lr)} usable point(s); BD-PSNR needs {need}")
         curves.append((q, lr))
@@ -142,11 +147,7 @@ def quality_at_rates(rate: Sequence[float], quality: Sequence[float | None],
     """
     from scipy.interpolate import PchipInterpolator
 
-    log_rate, q = _clean(rate, quality, "curve")
-    order = np.argsort(log_rate)
-    log_rate, q = log_rate[order], q[order]
-    keep = np.concatenate([[True], np.diff(log_rate) > 0])
-    log_rate, q = log_rate[keep], q[keep]
+    log_rate, q = _by_rate(*_clean(rate, quality, "curve"))
     if len(log_rate) < 2:
         return [None] * len(targets)
     curve = PchipInterpolator(log_rate, q)
