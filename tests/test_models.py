@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 from PIL import Image
 
 import codeczoo
+from codeczoo import bitstream
 from codeczoo.bitstream import unpack
 from codeczoo.errors import CodecMismatchError, CodeczooError, WeightsError
 from codeczoo.models import Sushmit2019RnnConv, Toderici2017OneShot
@@ -226,10 +228,6 @@ def test_tiling_and_every_payload_layout_decode(val_image):
 
 def test_version_1_streams_still_decode_and_cannot_claim_new_layouts(val_image):
     """Files written before position-major order (codec version 1, layouts 0 and 1) decode."""
-    import dataclasses
-
-    from codeczoo import bitstream
-
     model = tiny("toderici")
     header, payload = unpack(model.encode(val_image, quality=2))
     assert header.codec_version == "2"

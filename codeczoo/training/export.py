@@ -102,10 +102,6 @@ def _reconstructions(model, x: torch.Tensor) -> dict:
         return {None: model(x)["x_hat"]}
 
 
-def _as_8bit(x: torch.Tensor) -> np.ndarray:
-    return (x.clamp(0, 1) * 255).round().squeeze().numpy().astype(np.uint8)
-
-
 def fp16_check(model, arguments: dict, state_fp16: dict) -> dict:
     """What storing the weights in fp16 costs, measured on the package's real sample X-ray.
 
@@ -113,17 +109,24 @@ def fp16_check(model, arguments: dict, state_fp16: dict) -> dict:
     in [0, 1] units over every quality, and ``max_psnr_delta_db``: the largest |PSNR change| (dB,
     8-bit reconstructions against the 8-bit original, torchmetrics PSNR) over every quality.
     """
+    from .. import intensity
     from ..metrics import psnr
 
+    def stored(t: torch.Tensor) -> np.ndarray:  # the 8-bit integers a decoder would write
+        return intensity.from_unit(t, 8)
+
+    def delta(a: float, b: float) -> float:
+        return 0.0 if a == b else abs(a - b)  # both inf (exact) counts as no change
+
     x = _sample_input(model)
-    original = _as_8bit(x)
+    original = stored(x)
     rounded = type(model)(**arguments)
     rounded.load_state_dict({k: v.float() for k, v in state_fp16.items()})
     rounded.eval()
     reference, candidate = _reconstructions(model, x), _reconstructions(rounded, x)
     max_abs = max(float((candidate[q] - reference[q]).abs().max()) for q in reference)
-    max_delta = max(abs(psnr(original, _as_8bit(candidate[q]), 8)
-                        - psnr(original, _as_8bit(reference[q]), 8)) for q in reference)
+    max_delta = max(delta(psnr(original, stored(candidate[q]), 8),
+                          psnr(original, stored(reference[q]), 8)) for q in reference)
     return {"max_abs_diff": max_abs, "max_psnr_delta_db": max_delta}
 
 
