@@ -27,7 +27,8 @@ import codeczoo
 from codeczoo import intensity
 from codeczoo.errors import CodeczooError
 from codeczoo.io import read_image
-from codeczoo.models.base import LAYOUT_PER_TILE, LAYOUTS, POSITION_MAJOR
+from codeczoo.coding import recurrent_payload
+from codeczoo.coding.recurrent_payload import LAYOUT_PER_TILE, LAYOUTS, POSITION_MAJOR
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("CODECZOO_DATA", REPO.parent / "shared" / "data"))
@@ -58,7 +59,7 @@ def main() -> None:
             model = codeczoo.load(name, pretrained=True)
         except CodeczooError as exc:
             raise SystemExit(f"error: {exc}") from None
-        if not hasattr(model, "tile_codes"):
+        if not model.progressive:
             raise SystemExit(f"error: {name} is not a recurrent binary codec (no code order)")
         totals = {(q, kind): 0 for q in qualities for kind in LAYOUTS}
         pixels = 0
@@ -66,11 +67,12 @@ def main() -> None:
             image = read_image(path)
             values = intensity.to_unsigned(image.pixels, image.spec)
             pixels += values.size
-            codes, (rows, cols), _ = model.tile_codes(values, image.spec, qualities[-1])
+            codes, (rows, cols), _ = recurrent_payload.tile_codes(model, values, image.spec,
+                                                                  qualities[-1])
             for q in qualities:
                 for kind in LAYOUTS:
-                    totals[q, kind] += len(model.pack_payload([c[:q] for c in codes], q,
-                                                              model.tile_size, rows, cols, kind))
+                    totals[q, kind] += len(recurrent_payload.pack_payload(
+                        [c[:q] for c in codes], q, model.tile_size, rows, cols, kind))
         print(f"## {name}\n")
         print("| quality | " + " | ".join(layout_name(k) for k in LAYOUTS)
               + " | position-major / planar (one stream) |")

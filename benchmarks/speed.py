@@ -65,7 +65,7 @@ def run_case(args) -> dict:
 
     device = args.device
     codec = codeczoo.load(args.codecs)
-    if device != "cpu" and hasattr(codec, "to"):
+    if device != "cpu":
         codec.to(device)
     height, width = args.size
     image, source = test_image(height, width, args.bits)
@@ -102,8 +102,8 @@ def default_qualities(name: str) -> list[int]:
     import codeczoo
 
     codec = codeczoo.load(name)
-    wanted = getattr(codec, "eval_qualities", None)
-    if wanted is None:
+    wanted = codec.eval_qualities
+    if not wanted:
         qualities = list(codec.qualities)
         wanted = sorted({q for q in (1, 2, 4, 8, 16, codec.default_quality) if q in qualities})
     return [int(q) for q in wanted]

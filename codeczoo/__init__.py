@@ -21,53 +21,101 @@ _warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated"
                          category=FutureWarning)
 
 from .bitstream import Header, read_header
+from .cards import CodecCard, InputFormat, Paper, WeightsEntry
 from .codec import Codec
 from .errors import (BitstreamError, CodecMismatchError, CodeczooError, ImageFormatError,
                      UnknownCodecError, WeightsError)
 from .registry import get_card, list_codecs, load, register_codec
-from . import classic as _classic  # noqa: F401  (registers JPEG 2000)
+from . import classic as _classic  # noqa: F401  (registers the classical codecs)
 from . import models as _models  # noqa: F401  (registers the learned codecs)
 
 
-def encode(image, codec: str = "jpeg2000", quality: int | None = None, *, pretrained: bool = True,
-           bits_stored: int | None = None, photometric: str = "MONOCHROME2") -> bytes:
-    """Compress ``image`` with the registered codec ``codec`` (pretrained weights if it has any)."""
-    from .registry import has_pretrained
+def load_for_encoding(codec: str, quality: int | None = None, *, allow_untrained: bool = False,
+                      **kwargs):
+    """The codec ``codec`` ready to write files that can be read back.
 
-    model = load(codec, pretrained=pretrained and has_pretrained(codec))
+    A learned codec without trained weights is refused (its files would decode to noise, and
+    only this codeczoo and torch version could decode them at all) unless ``allow_untrained``.
+    """
+    from .registry import codec_class, has_pretrained, no_weights_message
+
+    if codec_class(codec).learned and not has_pretrained(codec):
+        if not allow_untrained:
+            raise WeightsError(
+                f"{no_weights_message(codec)}; refusing to write files with untrained weights "
+                "(allow_untrained=True, or --untrained-weights on the command line, writes them "
+                "anyway: noise that only this codeczoo and torch version can decode)")
+        return load(codec, quality, pretrained=False, **kwargs)
+    return load(codec, quality, **kwargs)
+
+
+def encode(image, codec: str = "jpeg2000", quality: int | None = None, *,
+           bits_stored: int | None = None, photometric: str = "MONOCHROME2",
+           allow_untrained: bool = False) -> bytes:
+    """Compress ``image`` with the registered codec ``codec`` (its trained weights).
+
+    A learned codec without trained weights is refused unless ``allow_untrained=True`` (see
+    :func:`load_for_encoding`); for research on untrained models use
+    ``codeczoo.load(name, pretrained=False).encode(...)``.
+    """
+    model = load_for_encoding(codec, allow_untrained=allow_untrained)
     return model.encode(image, quality, bits_stored=bits_stored, photometric=photometric)
 
 
-def decoder_for(data: bytes):
-    """The codec instance able to decode ``data``, chosen from its header.
+_DECODERS: dict[tuple, Codec] = {}
 
-    Learned codecs are loaded with their registry weights; a bitstream written with weights the
-    registry does not hold raises :class:`CodecMismatchError` (decode it with the codec instance
-    that wrote it).
+
+def decoder_for(header: Header, weights=None) -> Codec:
+    """The codec instance that decodes bitstreams with this header (cached per codec+weights).
+
+    Learned codecs are loaded with the registered weights whose hash the header names: the
+    weights in use, older shipped weights kept for old files, or a user registry's; or with
+    ``weights``, a safetensors file of your own. A bitstream written with weights nobody
+    supplied raises :class:`CodecMismatchError` naming them.
     """
     from .bitstream import NO_WEIGHTS
-    from .registry import has_pretrained
+    from .registry import build, find_weights, registry_roots
 
-    header = read_header(data)
-    if header.weights_hash == NO_WEIGHTS or not has_pretrained(header.codec):
-        codec = load(header.codec)
+    key = (header.codec, header.weights_hash, str(weights) if weights else None)
+    if key in _DECODERS:
+        return _DECODERS[key]
+    if weights is not None:
+        codec = load(header.codec, weights=weights)
+        if codec.weights_hash() != header.weights_hash:
+            raise CodecMismatchError(
+                f"bitstream was written by {header.codec} with weights {header.weights_hex}; "
+                f"{weights} holds weights {codec.weights_hash().hex()}")
+    elif header.weights_hash == NO_WEIGHTS:
+        codec = build(header.codec)
     else:
-        codec = load(header.codec, pretrained=True)
-    if header.weights_hash != codec.weights_hash():
-        raise CodecMismatchError(
-            f"bitstream was written by {header.codec} with weights {header.weights_hex}, which the "
-            f"registry does not hold (it has {codec.weights_hash().hex()}): decode it with the "
-            "codec instance that encoded it")
+        located = find_weights(header.codec, header.weights_hex)
+        if located is not None:
+            codec = load(header.codec, weights=located)
+        else:
+            codec = build(header.codec).eval()  # untrained weights come from a fixed seed
+            if codec.weights_hash() != header.weights_hash:
+                where = " or ".join(str(r) for r in registry_roots())
+                raise CodecMismatchError(
+                    f"bitstream was written by {header.codec} with weights "
+                    f"{header.weights_hex}, which no registry holds ({where}): decode it with "
+                    f"codeczoo.load({header.codec!r}, weights=FILE).decode(data), or "
+                    f"'codeczoo decompress --weights FILE', FILE being those weights")
+    _DECODERS[key] = codec
     return codec
 
 
-def decode(data: bytes):
-    """Decompress any codeczoo bitstream; the codec is read from its header."""
-    return decoder_for(data).decode(data)
+def decode(data: bytes, weights=None):
+    """Decompress any codeczoo bitstream; the codec and weights are read from its header
+    (``weights``: a safetensors file of your own, for bitstreams written with it)."""
+    from .bitstream import unpack
+
+    header, payload = unpack(data)
+    return decoder_for(header, weights).decode_payload(header, payload)
 
 
 __all__ = [
-    "BitstreamError", "Codec", "CodecMismatchError", "CodeczooError", "Header", "ImageFormatError",
-    "UnknownCodecError", "WeightsError", "decode", "decoder_for", "encode", "get_card",
-    "list_codecs", "load", "read_header", "register_codec",
+    "BitstreamError", "Codec", "CodecCard", "CodecMismatchError", "CodeczooError", "Header",
+    "ImageFormatError", "InputFormat", "Paper", "UnknownCodecError", "WeightsEntry",
+    "WeightsError", "decode", "decoder_for", "encode", "get_card", "list_codecs", "load",
+    "load_for_encoding", "read_header", "register_codec",
 ]

@@ -30,20 +30,35 @@ from .intensity import ImageSpec
 class Codec:
     """Byte-layer mixin: container handling and validation around a codec's own coding.
 
-    Class attributes a codec sets:
-        codec_name: registry name (set by :func:`codeczoo.registry.register_codec`).
+    What a codec declares (class attributes, read by evaluation, training and export instead of
+    probing with ``hasattr``):
+        codec_name: registry name (set by :func:`codeczoo.registry.register_codec` and by
+            :func:`codeczoo.registry.build` for each entry, variants included).
         codec_version: bumped whenever the payload format changes; a bitstream written by another
             version is refused instead of mis-decoded, unless listed in ``reads_codec_versions``.
         reads_codec_versions: earlier versions whose payloads this version still decodes.
         qualities: the valid rate settings, lowest rate first.
         default_quality: used when ``encode`` is called without ``quality``.
+        eval_qualities: the rates evaluation sweeps by default (empty: chosen from
+            ``qualities``); demo_qualities: the rates ``codeczoo demo`` shows.
+        learned: the codec has trained weights (a ``torch.nn.Module``); encoding with untrained
+            ones is refused by the command line and :func:`codeczoo.encode`.
+        progressive: quality is a number of coding iterations of one recurrent network, which
+            has ``encode_codes`` / ``decode_codes`` / ``max_iterations`` (training unrolls it).
+        spatial_multiple: the networks' downsampling; crops for training and tests are
+            multiples of it (1 for classic codecs).
     """
 
-    codec_name: ClassVar[str] = ""
+    codec_name: str = ""
     codec_version: ClassVar[str] = "1"
     reads_codec_versions: ClassVar[tuple[str, ...]] = ()
     qualities: Sequence[int] = ()
     default_quality: int = 1
+    eval_qualities: Sequence[int] = ()
+    demo_qualities: Sequence[int] = ()
+    learned: ClassVar[bool] = False
+    progressive: ClassVar[bool] = False
+    spatial_multiple: int = 1
 
     # -- what a codec implements -------------------------------------------------------------
     def encode_values(self, values: np.ndarray, spec: ImageSpec, quality: int
@@ -66,6 +81,17 @@ class Codec:
         """First 8 bytes of the sha256 of the codec's weights (zeros for codecs without)."""
         return NO_WEIGHTS
 
+    def rate_table(self) -> list[dict]:
+        """quality -> what it means in bits (for cards and docs); empty if not tabulated."""
+        return []
+
+    # torch.nn.Module provides these for learned codecs; classic codecs have nothing to move.
+    def to(self, *args, **kwargs):
+        return self
+
+    def eval(self):
+        return self
+
     # -- the shared byte layer -----------------------------------------------------------------
     def check_quality(self, quality: int | None) -> int:
         quality = self.default_quality if quality is None else quality
@@ -77,6 +103,20 @@ class Codec:
                 f"(choose from {min(self.qualities)}..{max(self.qualities)})")
         return int(quality)
 
+    def default_eval_qualities(self, count: int = 8) -> list[int]:
+        """The qualities evaluation sweeps when none are given: ``eval_qualities`` if declared,
+        else every quality if there are at most ``count``, else ``count`` of them spaced
+        geometrically from the lowest to the highest."""
+        if self.eval_qualities:
+            return sorted({self.check_quality(int(q)) for q in self.eval_qualities})
+        qualities = sorted(int(q) for q in self.qualities)
+        if not qualities:
+            return [self.check_quality(None)]
+        if len(qualities) <= count:
+            return qualities
+        picks = np.unique(np.round(np.geomspace(1, len(qualities), count)).astype(int) - 1)
+        return [qualities[i] for i in picks]
+
     def encode(self, image: np.ndarray, quality: int | None = None, *,
                bits_stored: int | None = None, photometric: str = "MONOCHROME2",
                metadata: bytes = b"", metadata_kind: str = "none") -> bytes:
@@ -85,6 +125,10 @@ class Codec:
         ``metadata`` (e.g. a DICOM data set without pixel data, ``metadata_kind="dicom"``) travels
         in the container untouched, so a decoder can restore the original file format.
         """
+        if not self.codec_name:
+            raise CodeczooError(
+                f"{type(self).__name__} has no registered name: build it with "
+                "codeczoo.load(name) (or register the class with codeczoo.register_codec)")
         if metadata and metadata_kind == "none":
             raise CodeczooError("metadata given without a metadata_kind")
         spec = intensity.describe(image, bits_stored, photometric)
@@ -109,12 +153,12 @@ class Codec:
             raise CodecMismatchError(
                 f"bitstream was written with {header.codec} weights {header.weights_hex}, "
                 f"these weights are {mine.hex()}")
-
-    def decode_with_header(self, data: bytes) -> tuple[np.ndarray, Header]:
-        header, payload = bitstream.unpack(data)
-        self.check_header(header)
         if self.qualities and header.quality not in self.qualities:
             raise BitstreamError(f"header holds an invalid quality {header.quality}")
+
+    def decode_payload(self, header: Header, payload: bytes) -> np.ndarray:
+        """Decode an already parsed and verified container (see :func:`bitstream.unpack`)."""
+        self.check_header(header)
         try:
             values = self.decode_values(payload, header)
         except CodeczooError:
@@ -125,7 +169,11 @@ class Codec:
         if values.shape != (spec.height, spec.width):
             raise BitstreamError(
                 f"decoded {values.shape[0]}x{values.shape[1]}, header says {spec.height}x{spec.width}")
-        return intensity.from_unsigned(values, spec), header
+        return intensity.from_unsigned(values, spec)
+
+    def decode_with_header(self, data: bytes) -> tuple[np.ndarray, Header]:
+        header, payload = bitstream.unpack(data)
+        return self.decode_payload(header, payload), header
 
     def decode(self, data: bytes) -> np.ndarray:
         """Decompress a codeczoo bitstream back to the original shape and dtype."""

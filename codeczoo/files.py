@@ -138,15 +138,17 @@ def output_suffix(data: bytes, requested: str = "auto") -> str:
     return ".dcm" if read_header(data).metadata_kind == "dicom" else ".png"
 
 
-def decompress_file(data: bytes, target: Path, codec=None) -> None:
+def decompress_file(data: bytes, target: Path, codec=None, weights=None) -> None:
     """Decode a bitstream and write the image to ``target`` (format from its suffix)."""
     import numpy as np
 
     from . import decoder_for
+    from .bitstream import unpack
     from .io import lossy_method_for, write_image
 
-    codec = codec or decoder_for(data)
-    pixels, header = codec.decode_with_header(data)
+    header, payload = unpack(data)
+    codec = codec or decoder_for(header, weights)
+    pixels = codec.decode_payload(header, payload)
     source = None
     if header.metadata_kind == "dicom" and target.suffix.lower() in (".dcm", ".dicom"):
         source = dataset_from_bytes(header.metadata)

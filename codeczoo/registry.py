@@ -1,59 +1,98 @@
-"""Codec names -> classes, codec cards and pretrained weights.
+"""The zoo: codec names -> (class, card), and the weights that ship or that a user exported.
 
-* :func:`register_codec` is the one decorator a codec class needs: it names the class, adds it
-  to codeczoo's registry and, for ``compressai.models.CompressionModel`` subclasses, to
-  ``compressai.registry.MODELS`` so CompressAI's own tools build it by name.
-* Cards live in ``registry/<name>/card.json`` at the top of the repository (override the folder
-  with ``CODECZOO_REGISTRY``). A card describes the codec (paper, arguments, rate table, input
-  format) and, once trained, its weights file and sha256.
-* Weights are safetensors (no pickle) and are refused unless their sha256 matches the card.
+* :func:`register_codec` names a class and declares its :class:`~codeczoo.cards.CodecCard`; one
+  class may be registered under several names with different ``card.arguments`` (variants are
+  data). ``compressai.registry.MODELS`` learns the names too, so CompressAI's tools build them.
+* Weights are data, in *registries*: folders holding ``<codec>/weights.json`` (a list of
+  :class:`~codeczoo.cards.WeightsEntry`, the first one in use, the others kept so that older
+  bitstreams still decode), the safetensors files, and ``<codec>/training.json`` (how the
+  weights were trained, their history and evaluations). Two registries are searched:
+
+  1. the **user registry**: ``$CODECZOO_REGISTRY`` if set, else a per-user data folder
+     (``platformdirs.user_data_dir("codeczoo")/registry``); ``codeczoo export`` writes here;
+  2. the **packaged registry**: the repository's top-level ``registry/``, shipped inside the
+     wheel as ``codeczoo._registry`` (read-only once installed).
+
+  For encoding, a codec's weights in use are the user registry's first entry if it has one,
+  else the packaged one. For decoding, any entry of either registry whose ``weights_hash`` is
+  the one a bitstream's header names.
+* Weights are safetensors (no pickle) and refused unless their sha256 matches their entry.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
+import importlib.util
 import inspect
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Union
 
-from .errors import UnknownCodecError, WeightsError
-
-_CODECS: dict[str, type] = {}
+from .cards import CodecCard, WeightsEntry
+from .errors import CodeczooError, UnknownCodecError, WeightsError
 
 REGISTRY_ENV = "CODECZOO_REGISTRY"
+MANIFEST = "weights.json"
+TRAINING = "training.json"
+
+Pretrained = Union[bool, Literal["auto"]]
 
 
-def registry_root() -> Path:
-    """Folder that holds ``<codec>/card.json`` and the weights (``CODECZOO_REGISTRY`` wins)."""
-    env = os.environ.get(REGISTRY_ENV)
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "registry"
+@dataclass(frozen=True)
+class ZooEntry:
+    """One registered name: the class that builds it and its declared card."""
+
+    name: str
+    cls: type
+    card: CodecCard
 
 
-def register_codec(name: str):
-    """Class decorator: register a codec under ``name`` (and in CompressAI's registry).
+_ZOO: dict[str, ZooEntry] = {}
+
+
+# -- registration ---------------------------------------------------------------------------------
+def register_codec(name: str, card: CodecCard | None = None):
+    """Class decorator: register a codec under ``name`` with its card.
 
     Example::
 
-        @register_codec("my-codec")
+        @register_codec("my-codec", card=CodecCard(description="...", paper=Paper(...)))
         class MyCodec(CompressionModel, Codec): ...
 
-    After this, ``codeczoo.load("my-codec")``, the command line and the evaluation tools know it.
+    A variant is a second registration of the same class with other ``card.arguments``::
+
+        register_codec("my-codec-small", card=CodecCard(..., arguments={"channels": 32}))(MyCodec)
+
+    Without a card, one is made from the class docstring. After this, ``codeczoo.load(name)``,
+    the command line and the evaluation tools know the codec. Only subclasses of
+    :class:`codeczoo.codec.Codec` are accepted.
     """
+    from .codec import Codec
 
     def decorator(cls: type) -> type:
-        if name in _CODECS and _CODECS[name] is not cls:
-            raise ValueError(f"codec name {name!r} is already registered by {_CODECS[name].__name__}")
-        cls.codec_name = name
-        _CODECS[name] = cls
+        if not (isinstance(cls, type) and issubclass(cls, Codec)):
+            what = cls.__name__ if isinstance(cls, type) else type(cls).__name__
+            raise CodeczooError(
+                f"register_codec({name!r}): {what} is not a codec (subclass codeczoo.Codec and "
+                "implement encode_values/decode_values)")
+        if not isinstance(name, str) or not name or name != name.strip() or len(name) > 255:
+            raise CodeczooError(f"register_codec: invalid codec name {name!r}")
+        if name in _ZOO and _ZOO[name].cls is not cls:
+            raise CodeczooError(f"codec name {name!r} is already registered by "
+                                f"{_ZOO[name].cls.__name__}")
+        declared = card or CodecCard(description=_first_sentence(cls))
+        _ZOO[name] = ZooEntry(name, cls, declared.replace(name=name))
+        if not vars(cls).get("codec_name"):
+            cls.codec_name = name  # the class's own name: its first registration
         try:
             from compressai.models import CompressionModel
-            from compressai.registry import register_model
+            from compressai.registry import MODELS
 
             if issubclass(cls, CompressionModel):
-                register_model(name)(cls)
+                MODELS[name] = _compressai_builder(name)
         except ImportError:  # pragma: no cover - compressai is a hard dependency
             pass
         return cls
@@ -61,76 +100,177 @@ def register_codec(name: str):
     return decorator
 
 
-def codec_class(name: str) -> type:
+def _compressai_builder(name: str):
+    """What ``compressai.registry.MODELS[name](**kwargs)`` calls: the entry, built fresh."""
+    def build_entry(**kwargs):
+        return build(name, **kwargs)
+
+    build_entry.__name__ = build_entry.__qualname__ = name
+    build_entry.__doc__ = f"Build the codeczoo codec {name!r} (untrained weights)."
+    return build_entry
+
+
+def _first_sentence(cls: type) -> str:
+    doc = (inspect.getdoc(cls) or cls.__name__).strip()
+    paragraph = doc.split("\n\n")[0].replace("\n", " ")
+    return paragraph
+
+
+def _has_parameters(cls: type) -> bool:
     try:
-        return _CODECS[name]
+        import torch
+
+        return issubclass(cls, torch.nn.Module)
+    except ImportError:  # pragma: no cover
+        return False
+
+
+def entry(name: str) -> ZooEntry:
+    try:
+        return _ZOO[name]
     except KeyError:
-        known = ", ".join(sorted(_CODECS)) or "none"
+        known = ", ".join(sorted(_ZOO)) or "none"
         raise UnknownCodecError(f"unknown codec {name!r} (registered: {known})") from None
 
 
-def _card_path(name: str) -> Path:
-    return registry_root() / name / "card.json"
+def codec_class(name: str) -> type:
+    return entry(name).cls
 
 
-def read_card_file(path: Path) -> dict[str, Any]:
-    """Parse one ``card.json``; a damaged card is a one-line :class:`WeightsError`."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise WeightsError(f"card {path} is unreadable ({exc})") from exc
-
-
-def get_card(name: str) -> dict[str, Any]:
-    """The codec's card: ``registry/<name>/card.json``, or one derived from the class.
-
-    A user's own codec without a card file gets a minimal card (name, class, docstring, default
-    arguments) so every tool can still describe it.
-    """
-    cls = codec_class(name)
-    path = _card_path(name)
-    card = read_card_file(path) if path.is_file() else {}
-    card.setdefault("name", name)
-    card.setdefault("class", f"{cls.__module__}.{cls.__qualname__}")
-    card.setdefault("description", (inspect.getdoc(cls) or "").split("\n")[0])
-    card.setdefault("arguments", default_arguments(cls))
-    return card
-
-
-def update_card(name: str, key: str, value: Any) -> Path:
-    """Set one top-level field of ``registry/<name>/card.json`` (written atomically)."""
-    codec_class(name)
-    path = _card_path(name)
-    card = read_card_file(path) if path.is_file() else get_card(name)
-    card[key] = value
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(card, indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
-    return path
+def entry_arguments(name: str) -> dict[str, Any]:
+    """The complete constructor arguments of an entry: class defaults, then the card's."""
+    item = entry(name)
+    return {**default_arguments(item.cls), **dict(item.card.arguments)}
 
 
 def default_arguments(cls: type) -> dict[str, Any]:
-    """The constructor's keyword defaults (what a card records as the architecture)."""
+    """The constructor's keyword defaults (what an entry's arguments are laid over)."""
     out = {}
     for pname, param in inspect.signature(cls.__init__).parameters.items():
         if pname == "self" or param.default is inspect.Parameter.empty:
             continue
         if isinstance(param.default, (int, float, str, bool, type(None), tuple, list)):
-            out[pname] = list(param.default) if isinstance(param.default, tuple) else param.default
+            out[pname] = _jsonable_default(param.default)
     return out
 
 
+def _jsonable_default(value):
+    if isinstance(value, tuple):
+        return [_jsonable_default(v) for v in value]
+    return value
+
+
+# -- registries on disk ---------------------------------------------------------------------------
+def user_registry() -> Path:
+    """Where ``codeczoo export`` writes and ``load`` looks first (``$CODECZOO_REGISTRY`` wins)."""
+    env = os.environ.get(REGISTRY_ENV)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("codeczoo", appauthor=False)) / "registry"
+
+
+def packaged_registry() -> Path:
+    """The registry shipped with codeczoo (the checkout's ``registry/`` in an editable install)."""
+    spec = importlib.util.find_spec("codeczoo._registry")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(__file__).resolve().parent.parent / "registry"  # a source tree run in place
+
+
+def registry_roots() -> list[Path]:
+    """The registries, in search order: user, then packaged (duplicates removed)."""
+    roots: list[Path] = []
+    for root in (user_registry(), packaged_registry()):
+        if root.resolve() not in [r.resolve() for r in roots]:
+            roots.append(root)
+    return roots
+
+
+def is_installed_location(path: Path) -> bool:
+    """Whether ``path`` lies inside an installed package (site-packages): never written to."""
+    parts = {p.lower() for p in Path(path).resolve().parts}
+    return bool(parts & {"site-packages", "dist-packages"})
+
+
+def read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"{what} {path} is unreadable ({exc})") from exc
+
+
+@dataclass(frozen=True)
+class LocatedWeights:
+    """A weights entry and the registry folder it lives in."""
+
+    root: Path
+    codec: str
+    entry: WeightsEntry
+
+    @property
+    def path(self) -> Path:
+        return self.root / self.codec / self.entry.file
+
+
+def weights_entries(name: str) -> list[LocatedWeights]:
+    """Every weights entry of ``name`` in every registry, the one in use first."""
+    entry(name)
+    found = []
+    for root in registry_roots():
+        manifest = root / name / MANIFEST
+        if not manifest.is_file():
+            continue
+        data = read_json(manifest, "weights manifest")
+        try:
+            items = [WeightsEntry.from_json(item) for item in data["weights"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise WeightsError(f"weights manifest {manifest} is malformed ({exc})") from None
+        found += [LocatedWeights(root, name, item) for item in items]
+    return found
+
+
+def current_weights(name: str) -> LocatedWeights | None:
+    """The weights ``load(name, pretrained=True)`` uses, or ``None`` if none ship."""
+    for located in weights_entries(name):
+        if located.path.is_file():
+            return located
+    return None
+
+
 def has_pretrained(name: str) -> bool:
-    card = get_card(name)
-    weights = card.get("weights")
-    return bool(weights) and (registry_root() / name / weights["file"]).is_file()
+    return current_weights(name) is not None
+
+
+def find_weights(name: str, weights_hash: str) -> LocatedWeights | None:
+    """The registered weights of ``name`` whose header hash is ``weights_hash`` (hex)."""
+    for located in weights_entries(name):
+        if located.entry.weights_hash == weights_hash and located.path.is_file():
+            return located
+    return None
+
+
+def read_training(name: str) -> dict[str, Any]:
+    """``training.json`` beside the weights in use (how they were trained), or ``{}``."""
+    located = current_weights(name)
+    if located is None:
+        return {}
+    path = located.root / name / TRAINING
+    return read_json(path, "training record") if path.is_file() else {}
+
+
+# -- cards and listing ---------------------------------------------------------------------------
+def get_card(name: str) -> CodecCard:
+    """The codec's declared card, with the weights currently in use (``None`` if none)."""
+    located = current_weights(name)
+    return entry(name).card.replace(weights=located.entry if located else None)
 
 
 def list_codecs(pattern: str | None = None, pretrained: bool | None = None) -> list[str]:
     """Registered codec names, optionally filtered by a glob ``pattern`` and by whether
-    pretrained weights ship with them (``pretrained=True``) or not (``False``)."""
-    names = sorted(_CODECS)
+    pretrained weights are available for them (``pretrained=True``) or not (``False``)."""
+    names = sorted(_ZOO)
     if pattern:
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]
     if pretrained is not None:
@@ -138,6 +278,7 @@ def list_codecs(pattern: str | None = None, pretrained: bool | None = None) -> l
     return names
 
 
+# -- building and loading --------------------------------------------------------------------------
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -146,47 +287,104 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def pretrained_state_dict(name: str) -> tuple[dict, dict[str, Any]]:
-    """Load the verified pretrained weights of ``name`` (float32) and the arguments they need."""
+def build(name: str, **kwargs):
+    """A fresh instance of the entry ``name`` (untrained weights), arguments over the card's.
+
+    Freshly initialised weights are drawn from a fixed seed, so two processes build the same
+    untrained codec (its bitstreams stay decodable by the same codeczoo and torch versions).
+    """
+    item = entry(name)
+    arguments = {**dict(item.card.arguments), **kwargs}
+    try:
+        if _has_parameters(item.cls):
+            import torch
+
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                model = item.cls(**arguments)
+        else:
+            model = item.cls(**arguments)
+    except (TypeError, ValueError) as exc:
+        raise CodeczooError(f"{name}: invalid arguments ({exc})") from exc
+    model.codec_name = name
+    return model
+
+
+def read_weights(located: LocatedWeights) -> dict:
+    """The verified float32 state dict of a weights entry."""
     from safetensors.torch import load_file
 
-    card = get_card(name)
-    weights = card.get("weights")
-    if not weights:
-        raise WeightsError(f"codec {name!r} has no pretrained weights (see registry/{name}/card.json)")
-    path = registry_root() / name / weights["file"]
+    path = located.path
     if not path.is_file():
-        raise WeightsError(f"weights file {path} named by the card of {name!r} is missing")
+        raise WeightsError(f"weights file {path} of {located.codec!r} is missing")
     actual = file_sha256(path)
-    if actual != weights["sha256"]:
+    if actual != located.entry.sha256:
         raise WeightsError(
-            f"weights {path.name} have sha256 {actual[:16]}..., the card expects "
-            f"{weights['sha256'][:16]}...: refusing to load them")
-    state = {k: v.float() for k, v in load_file(str(path)).items()}
-    return state, dict(card.get("arguments", {}))
+            f"weights {path.name} have sha256 {actual[:16]}..., their entry expects "
+            f"{located.entry.sha256[:16]}...: refusing to load them")
+    return {k: v.float() for k, v in load_file(str(path)).items()}
 
 
-def load(name: str, quality: int | None = None, pretrained: bool = False, **kwargs):
-    """Build the codec ``name``; with ``pretrained=True`` load its verified weights.
+def pretrained_state_dict(name: str) -> tuple[dict, dict[str, Any]]:
+    """The verified weights in use for ``name`` (float32) and the arguments they need."""
+    located = current_weights(name)
+    if located is None:
+        raise WeightsError(no_weights_message(name))
+    return read_weights(located), dict(located.entry.arguments)
 
-    ``quality`` sets the default rate used by ``encode``; ``kwargs`` override constructor
-    arguments (with pretrained weights only those that do not change the architecture).
-    The model is returned in eval mode.
+
+def no_weights_message(name: str) -> str:
+    return (f"codec {name!r} has no trained weights: train and export them "
+            f"(docs/training.md: codeczoo fit, then codeczoo export), or use a codec from "
+            f"'codeczoo list --pretrained'")
+
+
+def load(name: str, quality: int | None = None, pretrained: Pretrained = "auto",
+         weights: str | os.PathLike | LocatedWeights | None = None, **kwargs):
+    """Build the codec ``name``, with weights where it has them; eval mode.
+
+    Args:
+        quality: the default rate ``encode`` uses.
+        pretrained: ``"auto"`` (default) loads the weights in use if any are available and
+            builds untrained weights otherwise; ``True`` insists on them (``WeightsError``);
+            ``False`` never loads them (research on untrained models).
+        weights: a safetensors file (your own export) or a registry entry to load instead.
+        kwargs: constructor arguments over the entry's (with weights, only those that leave
+            the architecture unchanged, e.g. ``tile_batch``).
     """
-    cls = codec_class(name)
-    if pretrained:
+    if pretrained not in (True, False, "auto"):
+        raise CodeczooError(f"pretrained must be True, False or 'auto', got {pretrained!r}")
+    state = None
+    if weights is not None:
+        if isinstance(weights, LocatedWeights):
+            state, arguments = read_weights(weights), dict(weights.entry.arguments)
+        else:
+            state, arguments = _user_weights(Path(weights)), {}
+        kwargs = {**arguments, **kwargs}
+    elif pretrained is True or (pretrained == "auto" and has_pretrained(name)):
         state, arguments = pretrained_state_dict(name)
-        arguments.update(kwargs)
-        model = cls(**arguments)
+        kwargs = {**arguments, **kwargs}
+    model = build(name, **kwargs)
+    if state is not None:
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0]
             raise WeightsError(f"weights of {name!r} do not fit its architecture: {first}") from exc
-    else:
-        model = cls(**kwargs)
-    if hasattr(model, "eval"):
-        model.eval()
+    model.eval()
     if quality is not None:
         model.default_quality = model.check_quality(quality)
     return model
+
+
+def _user_weights(path: Path) -> dict:
+    """A safetensors state dict the user names (no sha256 to check against: their own file)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} not found")
+    try:
+        return {k: v.float() for k, v in load_file(str(path)).items()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path} is not a safetensors weights file ({exc})") from None

@@ -8,6 +8,7 @@ absent, tests that need them skip with a reason, unless ``CODECZOO_REQUIRE_DATA=
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,10 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("CODECZOO_DATA", REPO.parent / "shared" / "data"))
+
+# An empty user registry for the whole run (subprocesses inherit it): weights a developer
+# exported into their own per-user registry must not change what the tests see.
+os.environ["CODECZOO_REGISTRY"] = tempfile.mkdtemp(prefix="codeczoo-test-registry-")
 
 # Two CPU cores: keep torch from oversubscribing them when tests run.
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))

@@ -10,7 +10,7 @@ from codeczoo import bitstream, intensity
 from codeczoo.codec import Codec
 from codeczoo.entropy import GzipStage
 from codeczoo.errors import BitstreamError, CodecMismatchError, CodeczooError, ImageFormatError
-from codeczoo.registry import _CODECS, register_codec
+from codeczoo.registry import _ZOO, register_codec
 
 
 @pytest.mark.parametrize("dtype,bits", [("uint8", 8), ("uint16", 12), ("uint16", 16), ("int16", 12)])
@@ -102,17 +102,29 @@ class _RawDeflate(Codec):
 def user_codec():
     cls = register_codec("test-user-deflate")(_RawDeflate)
     yield cls
-    _CODECS.pop("test-user-deflate", None)
+    _ZOO.pop("test-user-deflate", None)
 
 
 def test_user_codec_registers_with_one_decorator(user_codec):
     assert "test-user-deflate" in codeczoo.list_codecs("test-*")
     card = codeczoo.get_card("test-user-deflate")
-    assert card["name"] == "test-user-deflate" and "DEFLATE" in card["description"]
+    assert card.name == "test-user-deflate" and "DEFLATE" in card.description
+    assert card.weights is None
     image = np.random.default_rng(2).integers(0, 4096, size=(37, 101)).astype(np.uint16)
     data = codeczoo.load("test-user-deflate").encode(image, bits_stored=12)
     restored = codeczoo.decode(data)
     assert restored.dtype == image.dtype and np.array_equal(restored, image)
+
+
+def test_register_codec_refuses_what_is_not_a_codec():
+    class NotACodec:
+        pass
+
+    with pytest.raises(CodeczooError, match="not a codec"):
+        register_codec("test-not-a-codec")(NotACodec)
+    with pytest.raises(CodeczooError, match="not a codec"):
+        register_codec("test-not-a-codec")(lambda: None)
+    assert "test-not-a-codec" not in codeczoo.list_codecs()
 
 
 def test_wrong_codec_and_version_are_refused(user_codec):

@@ -14,9 +14,10 @@ import codeczoo
 from codeczoo import bitstream
 from codeczoo.bitstream import unpack
 from codeczoo.errors import CodecMismatchError, CodeczooError, WeightsError
-from codeczoo.models import Sushmit2019RnnConv, Toderici2017OneShot
-from codeczoo.models.base import (LAYOUT_SINGLE, LAYOUTS, POSITION_MAJOR, Binarizer, pack_codes,
-                                  unpack_codes)
+from codeczoo.coding.recurrent_payload import (LAYOUT_SINGLE, LAYOUTS, POSITION_MAJOR,
+                                               pack_codes, pack_payload, tile_codes, unpack_codes)
+from codeczoo.models import Sushmit2019RnnConv, Toderici2017
+from codeczoo.models.base import Binarizer
 
 LEARNED = ["sushmit2019-rnnconv", "toderici2017-lstm-oneshot", "toderici2017-lstm-additive",
            "toderici2017-lstm-oneshot-small"]
@@ -34,7 +35,7 @@ def tiny(kind: str, seed: int = 0):
     torch.manual_seed(seed)
     if kind == "sushmit":
         return Sushmit2019RnnConv(**TINY_SUSHMIT).eval()
-    return Toderici2017OneShot(**TINY_TODERICI).eval()
+    return Toderici2017(**TINY_TODERICI).eval()
 
 
 @pytest.fixture(autouse=True)
@@ -214,9 +215,9 @@ def test_tiling_and_every_payload_layout_decode(val_image):
     decoded = model.decode_values(payload, header)
     # Re-pack the same codes in every layout: the image must come back identical, and the
     # encoder must have written the smallest of them.
-    tile_codes, grid, _ = model.tile_codes(val_image.astype(np.uint16), header.spec, 2)
-    assert grid == (2, 3) and len(tile_codes) == 6
-    payloads = {kind: model.pack_payload(tile_codes, 2, 64, 2, 3, layout=kind) for kind in LAYOUTS}
+    codes, grid, _ = tile_codes(model, val_image.astype(np.uint16), header.spec, 2)
+    assert grid == (2, 3) and len(codes) == 6
+    payloads = {kind: pack_payload(codes, 2, 64, 2, 3, layout=kind) for kind in LAYOUTS}
     assert payloads[payload[0]] == payload
     assert len(payload) == min(len(p) for p in payloads.values())
     for kind, repacked in payloads.items():
@@ -231,12 +232,12 @@ def test_version_1_streams_still_decode_and_cannot_claim_new_layouts(val_image):
     model = tiny("toderici")
     header, payload = unpack(model.encode(val_image, quality=2))
     assert header.codec_version == "2"
-    tile_codes, _, _ = model.tile_codes(val_image.astype(np.uint16), header.spec, 2)
+    codes, _, _ = tile_codes(model, val_image.astype(np.uint16), header.spec, 2)
     old_header = dataclasses.replace(header, codec_version="1")
-    old = bitstream.pack(old_header, model.pack_payload(tile_codes, 2, 64, 2, 3, layout=LAYOUT_SINGLE))
+    old = bitstream.pack(old_header, pack_payload(codes, 2, 64, 2, 3, layout=LAYOUT_SINGLE))
     np.testing.assert_array_equal(model.decode(old), model.decode(bitstream.pack(header, payload)))
-    claimed = bitstream.pack(old_header, model.pack_payload(
-        tile_codes, 2, 64, 2, 3, layout=LAYOUT_SINGLE | POSITION_MAJOR))
+    claimed = bitstream.pack(old_header, pack_payload(
+        codes, 2, 64, 2, 3, layout=LAYOUT_SINGLE | POSITION_MAJOR))
     with pytest.raises(CodeczooError, match="unknown payload layout"):
         model.decode(claimed)
 
@@ -297,9 +298,9 @@ def test_from_state_dict_round_trip(kind):
 
 
 def test_pretrained_without_weights_is_a_weights_error(tmp_path, monkeypatch):
-    monkeypatch.setenv("CODECZOO_REGISTRY", str(tmp_path))  # a registry without weights
-    with pytest.raises(WeightsError):
-        codeczoo.load("sushmit2019-rnnconv", pretrained=True)
+    monkeypatch.setenv("CODECZOO_REGISTRY", str(tmp_path))  # an empty user registry
+    with pytest.raises(WeightsError, match="no trained weights"):
+        codeczoo.load("toderici2017-lstm-oneshot", pretrained=True)
 
 
 # -- training on real crops -----------------------------------------------------------------------
@@ -342,21 +343,25 @@ def test_training_lowers_loss_and_more_iterations_lower_error(crops):
 
 # -- cards ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", LEARNED)
-def test_card_matches_the_code(name):
-    """registry/<name>/card.json is what ``python -m codeczoo.models.cards`` derives from the code."""
-    from codeczoo.models.cards import static_card
-
+def test_card_is_declared_beside_the_class(name):
+    """The typed card names the paper, notes only real arguments, and its entry builds."""
     card = codeczoo.get_card(name)
-    # a card with shipped weights describes the arguments they were trained with
-    expected = static_card(name, card["arguments"] if card.get("weights") else None)
-    for key in ("arguments", "parameters", "rate_table", "downsampling", "bpp_per_iteration",
-                "paper", "input"):
-        if key == "arguments" and card.get("weights"):
-            # the card lists what training set; the rest are the class defaults
-            assert all(expected[key][k] == v for k, v in card[key].items()), key
-            continue
-        assert card[key] == expected[key], key
-    assert card["rate_table"][-1]["bpp_raw"] == card["arguments"]["max_iterations"] * 0.125
-    # the card's arguments rebuild the same architecture
-    rebuilt = codeczoo.registry.codec_class(name)(**card["arguments"])
-    assert sum(p.numel() for p in rebuilt.parameters()) == card["parameters"]
+    assert card.name == name and card.paper.arxiv in ("1608.05148", "1904.12271")
+    assert card.description.endswith(".") and card.rate and card.intended_use
+    arguments = codeczoo.registry.entry_arguments(name)
+    assert set(card.argument_notes) <= set(arguments), "a note for an argument that does not exist"
+    model = codeczoo.registry.build(name)
+    assert model.codec_name == name and model.learned and model.progressive
+    assert model.rate_table()[-1]["bpp_raw"] == model.max_iterations * 0.125
+    if card.weights is not None:  # the weights' own arguments rebuild their architecture
+        trained = codeczoo.load(name)
+        assert trained.weights_hash().hex() == card.weights.weights_hash
+
+
+def test_variants_are_argument_sets_of_one_class():
+    small = codeczoo.registry.build("toderici2017-lstm-oneshot-small")
+    additive = codeczoo.registry.build("toderici2017-lstm-additive")
+    assert type(small) is type(additive) is Toderici2017
+    assert additive.gamma == 1.0 and small.gamma == 0.0
+    assert small.encoder.stem.out_channels == 16 and additive.encoder.stem.out_channels == 64
+    assert small.codec_name == "toderici2017-lstm-oneshot-small"

@@ -15,26 +15,30 @@ import codeczoo
 from codeczoo.errors import WeightsError
 from codeczoo.io import read_image
 from codeczoo.metrics import psnr
-from codeczoo.registry import REGISTRY_ENV, registry_root
+from codeczoo.registry import REGISTRY_ENV, current_weights, packaged_registry, read_training
 
 PRETRAINED = codeczoo.list_codecs(pretrained=True)
 
 
 def test_some_codecs_ship_weights():
     assert {"sushmit2019-rnnconv", "toderici2017-lstm-oneshot-small"} <= set(PRETRAINED)
+    for name in PRETRAINED:  # shipped with codeczoo, not found in some user folder
+        assert current_weights(name).root.resolve() == packaged_registry().resolve()
 
 
 @pytest.mark.parametrize("name", PRETRAINED)
-def test_card_describes_the_weights(name):
-    card = codeczoo.get_card(name)
-    weights, training = card["weights"], card["training"]
-    assert weights["sha256"][:8] in weights["file"]
-    assert (registry_root() / name / weights["file"]).stat().st_size == weights["size_bytes"]
+def test_weights_entry_describes_the_weights(name):
+    located = current_weights(name)
+    weights, training = located.entry, read_training(name)
+    assert weights.sha256[:8] in weights.file
+    assert located.path.stat().st_size == weights.size_bytes
     assert training["steps"] > 0 and training.get("recipe")
     # the hash .czoo headers carry, and the measured results belong to these very weights
-    loaded_hash = codeczoo.load(name, pretrained=True).weights_hash().hex()
-    assert weights["weights_hash"] == loaded_hash
-    assert card["evaluation"]["weights_hash"] == loaded_hash, "results measured on other weights"
+    loaded_hash = codeczoo.load(name).weights_hash().hex()
+    assert weights.weights_hash == loaded_hash == training["weights_hash"]
+    assert training["evaluations"], "the shipped weights carry no evaluation"
+    assert all(e["weights_hash"] == loaded_hash for e in training["evaluations"]), \
+        "results measured on other weights"
     steps = [entry["steps"] for entry in training.get("history", [])] + [training["steps"]]
     assert steps == sorted(steps)
 
@@ -45,10 +49,11 @@ def test_pretrained_codec_beats_its_untrained_self(name, cxr_val_images):
     better than freshly initialised ones (a stand-in for 'these weights were really trained')."""
     image = read_image(cxr_val_images[0]).pixels[128:384, 128:384]
     trained = codeczoo.load(name, pretrained=True)
-    untrained = codeczoo.load(name, **{k: v for k, v in codeczoo.get_card(name)["arguments"].items()})
+    untrained = codeczoo.load(name, pretrained=False,
+                              **dict(codeczoo.get_card(name).weights.arguments))
     scores = {}
     for label, codec in (("trained", trained), ("untrained", untrained)):
-        data = codec.encode(image, 4)
+        data = codec.encode(image, 4, bits_stored=8)
         restored = codec.decode(data)
         assert restored.shape == image.shape and restored.dtype == image.dtype
         scores[label] = psnr(image, restored, 8)
@@ -57,13 +62,13 @@ def test_pretrained_codec_beats_its_untrained_self(name, cxr_val_images):
 
 @pytest.mark.parametrize("name", PRETRAINED[:1])
 def test_tampered_weights_are_refused(name, tmp_path, monkeypatch):
-    shutil.copytree(registry_root() / name, tmp_path / name)
-    card = json.loads((tmp_path / name / "card.json").read_text())
-    weights = tmp_path / name / card["weights"]["file"]
+    shutil.copytree(packaged_registry() / name, tmp_path / name)
+    manifest = json.loads((tmp_path / name / "weights.json").read_text())
+    weights = tmp_path / name / manifest["weights"][0]["file"]
     raw = bytearray(weights.read_bytes())
     raw[-1] ^= 0xFF
     weights.write_bytes(bytes(raw))
-    monkeypatch.setenv(REGISTRY_ENV, str(tmp_path))
+    monkeypatch.setenv(REGISTRY_ENV, str(tmp_path))  # the user registry is searched first
     with pytest.raises(WeightsError, match="sha256"):
         codeczoo.load(name, pretrained=True)
 
@@ -73,6 +78,6 @@ def test_decode_by_header_uses_registry_weights(name):
     rng = np.random.default_rng(0)
     image = rng.integers(0, 4096, size=(48, 80)).astype(np.uint16)
     data = codeczoo.encode(image, codec=name, quality=2, bits_stored=12)
-    assert codeczoo.read_header(data).weights_hash == codeczoo.load(name, pretrained=True).weights_hash()
+    assert codeczoo.read_header(data).weights_hash == codeczoo.load(name).weights_hash()
     restored = codeczoo.decode(data)
     assert restored.shape == image.shape and restored.dtype == np.uint16

@@ -166,7 +166,7 @@ try:
     from compressai.models import CompressionModel
 
     @codeczoo.register_codec("test-factorized-tiny")
-    class TinyFactorized(CompressionModel):
+    class TinyFactorized(CompressionModel, codeczoo.Codec):
         """Ballé et al. 2018 factorized prior, one channel, 4 filters (a test-sized user codec)."""
 
         def __init__(self, channels: int = 4):
@@ -182,7 +182,7 @@ try:
         def forward(self, x):
             y_hat, likelihoods = self.entropy_bottleneck(self.g_a(x))
             return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": likelihoods}}
-except ValueError:  # already registered (module imported twice)
+except codeczoo.CodeczooError:  # already registered (module imported twice)
     pass
 
 
@@ -271,12 +271,14 @@ def test_kill_resume_then_export_load_and_accumulate(tmp_path, data_dir, cxr_val
     name = "toderici2017-lstm-oneshot-small"
     ckpt_path = run / "checkpoints" / "last.ckpt"
     assert main(["export", str(ckpt_path), "--name", name]) == 0
-    card = json.loads((registry / name / "card.json").read_text())
-    weights_file = registry / name / card["weights"]["file"]
-    assert card["weights"]["sha256"] == file_sha256(weights_file)
-    assert weights_file.name == f"{name}-{card['weights']['sha256'][:8]}.safetensors"
-    assert card["training"]["steps"] == 8 and card["arguments"]["max_iterations"] == 1
-    assert "model:" in card["training"]["recipe_config"]
+    (entry, *shipped) = json.loads((registry / name / "weights.json").read_text())["weights"]
+    assert shipped == []  # a new user registry holds only the new weights
+    training = json.loads((registry / name / "training.json").read_text())
+    weights_file = registry / name / entry["file"]
+    assert entry["sha256"] == file_sha256(weights_file)
+    assert weights_file.name == f"{name}-{entry['sha256'][:8]}.safetensors"
+    assert training["steps"] == 8 and entry["arguments"]["max_iterations"] == 1
+    assert "model:" in training["recipe_config"]
     loaded = codeczoo.load(name, pretrained=True)
     reference = model_from_checkpoint(read_checkpoint(ckpt_path))
     x = FixedCropDataset([load_image(cxr_val_images[0])], 64, 1)[0][None]
@@ -286,15 +288,16 @@ def test_kill_resume_then_export_load_and_accumulate(tmp_path, data_dir, cxr_val
     assert np.array_equal(codeczoo.decode(loaded.encode(image, 1)),
                           reference.decode(reference.encode(image, 1)))
 
-    assert card["weights"]["weights_hash"] == loaded.weights_hash().hex()  # = .czoo header
-    # the first weights measured on a real image, recorded on the card
+    assert entry["weights_hash"] == loaded.weights_hash().hex()  # = .czoo header
+    assert codeczoo.get_card(name).weights.file == weights_file.name  # the user registry wins
+    # the first weights measured on a real image, recorded with them
     images = tmp_path / "val"
     images.mkdir()
     (images / cxr_val_images[0].name).write_bytes(cxr_val_images[0].read_bytes())
-    assert main(["eval", str(images), "--codec", name, "--quality", "1", "--card",
+    assert main(["eval", str(images), "--codec", name, "--quality", "1", "--record",
                  "-o", str(tmp_path / "eval.json")]) == 0
-    first_psnr = json.loads((registry / name / "card.json").read_text())["evaluation"][
-        "results"]["psnr"]
+    (evaluation,) = json.loads((registry / name / "training.json").read_text())["evaluations"]
+    first_psnr = evaluation["results"]["psnr"]
 
     # 4. training that accumulates over the shipped weights: steps add up on the card
     more = run_lightning_cli(
@@ -304,34 +307,41 @@ def test_kill_resume_then_export_load_and_accumulate(tmp_path, data_dir, cxr_val
          "--checkpoint.every_n_train_steps", "2", "--data.data_root", str(data_dir)]
         + ONE_ITERATION + TINY_DATA)
     assert more.trainer.global_step == 2
-    card = export_checkpoint(tmp_path / "more" / "checkpoints" / "last.ckpt", name, fp16=True)
-    assert card["training"]["steps"] == 10 and card["training"]["steps_this_run"] == 2
-    assert card["training"]["continued_from"]["steps"] == 8
-    # ... and the card keeps what the earlier minutes bought; its stale evaluation is gone
-    (earlier,) = card["training"]["history"]
+    _, entry, record = export_checkpoint(tmp_path / "more" / "checkpoints" / "last.ckpt", name,
+                                         fp16=True)
+    assert record["steps"] == 10 and record["steps_this_run"] == 2
+    assert record["continued_from"]["steps"] == 8
+    # ... and the record keeps what the earlier minutes bought; its stale evaluation is gone
+    (earlier,) = record["history"]
     assert earlier["steps"] == 8 and earlier["weights"] == weights_file.name
-    assert earlier["evaluation"]["psnr"] == first_psnr and earlier["evaluation"]["quality"] == [1]
-    assert "evaluation" not in card
-    assert card["weights"]["dtype"] == "float16" and card["weights"]["fp16_max_abs_diff"] < 1e-2
-    assert 0 <= card["weights"]["fp16_max_psnr_delta_db"] < 0.05
+    (measured,) = earlier["evaluations"]
+    assert measured["psnr"] == first_psnr and measured["quality"] == [1]
+    assert record["evaluations"] == []
+    assert entry.dtype == "float16" and entry.notes["fp16_max_abs_diff"] < 1e-2
+    assert 0 <= entry.notes["fp16_max_psnr_delta_db"] < 0.05
+    # the earlier weights stay registered, so their bitstreams still decode
+    old_stream = loaded.encode(image, 1)
+    assert codeczoo.load(name).weights_hash() != loaded.weights_hash()
+    assert np.array_equal(codeczoo.decode(old_stream), loaded.decode(old_stream))
     assert codeczoo.load(name, pretrained=True)(x, iterations=1)["x_hat"].shape == x.shape
 
 
 def test_training_history_keeps_only_evaluations_of_the_same_weights():
-    card = {"weights": {"file": "a.safetensors", "weights_hash": "aa"},
-            "training": {"steps": 100, "cpu_minutes": 50.0, "gpu_minutes": 0.0,
-                         "history": [{"steps": 40, "weights": "old.safetensors"}]},
-            "evaluation": {"weights_hash": "aa", "quality": [1, 2], "command": "codeczoo eval x",
-                           "results": {"bpp": [0.1, 0.2], "psnr": [30.0, 31.0],
-                                       "ms-ssim": [0.9, 0.95], "encoding_time": [1, 2]}}}
-    continued = {"continued_from": {"steps": 100}}
-    history = training_history(card, continued)
+    previous = {"weights_hash": "aa", "steps": 100, "cpu_minutes": 50.0, "gpu_minutes": 0.0,
+                "history": [{"steps": 40, "weights": "old.safetensors"}],
+                "evaluations": [{"weights_hash": "aa", "quality": [1, 2],
+                                 "command": "codeczoo eval x",
+                                 "results": {"bpp": [0.1, 0.2], "psnr": [30.0, 31.0],
+                                             "ms-ssim": [0.9, 0.95], "encoding_time": [1, 2]}}]}
+    continued = {"continued_from": {"steps": 100, "weights": "a.safetensors"}}
+    history = training_history(previous, continued)
     assert [h["steps"] for h in history] == [40, 100]
-    assert history[-1]["evaluation"] == {"command": "codeczoo eval x", "quality": [1, 2],
-                                         "bpp": [0.1, 0.2], "psnr": [30.0, 31.0],
-                                         "ms-ssim": [0.9, 0.95]}
+    assert history[-1]["weights"] == "a.safetensors"
+    assert history[-1]["evaluations"] == [{"command": "codeczoo eval x", "quality": [1, 2],
+                                           "bpp": [0.1, 0.2], "psnr": [30.0, 31.0],
+                                           "ms-ssim": [0.9, 0.95]}]
     # an evaluation of other weights is not passed off as these weights' results
-    card["evaluation"]["weights_hash"] = "bb"
-    assert "evaluation" not in training_history(card, continued)[-1]
+    previous["evaluations"][0]["weights_hash"] = "bb"
+    assert "evaluations" not in training_history(previous, continued)[-1]
     # a run that started from scratch starts a new history
-    assert training_history(card, {}) == []
+    assert training_history(previous, {}) == []

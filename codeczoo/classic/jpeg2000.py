@@ -40,6 +40,7 @@ from ..bitstream import Header
 from ..codec import Codec
 from ..errors import BitstreamError, CodeczooError
 from ..intensity import ImageSpec
+from ..cards import CodecCard, Paper
 from ..registry import register_codec
 from .openjpeg import ensure_openjpeg
 
@@ -102,7 +103,21 @@ def _read_codestream(payload: bytes) -> np.ndarray:
     return values
 
 
-@register_codec("jpeg2000")
+CARD = CodecCard(
+    description="JPEG 2000 (ISO/IEC 15444-1) through glymur and OpenJPEG: lossless (reversible "
+                "5/3) or lossy (irreversible 9/7) at a target ratio, 1 to 16 bit.",
+    paper=Paper(title="ISO/IEC 15444-1: JPEG 2000 image coding system, Part 1: Core coding "
+                      "system", venue="ISO/IEC", url="https://www.openjpeg.org"),
+    rate="quality = target compression ratio relative to the stored bit depth (quality 10 on a "
+         "12-bit image = 1.2 bpp); 1 = lossless; or bpp= in Python",
+    license="codeczoo: Apache-2.0; OpenJPEG: BSD-2-Clause",
+    intended_use="the classical reference: archives (lossless) and diagnostic-grade lossy "
+                 "compression; the payload is the bare codestream DICOM's JPEG 2000 transfer "
+                 "syntaxes carry",
+)
+
+
+@register_codec("jpeg2000", CARD)
 class Jpeg2000(Codec):
     """JPEG 2000 (ISO/IEC 15444-1) via glymur/OpenJPEG: lossless (quality 1) or a target ratio.
 

@@ -13,8 +13,10 @@ def add_parser(subparsers) -> None:
                         help="output file (one input) or folder (mirrors the input folders)")
     parser.add_argument("--codec", default="jpeg2000", help="registered codec (codeczoo list)")
     parser.add_argument("--quality", type=int, help="rate setting (codec specific, see its card)")
-    parser.add_argument("--no-pretrained", action="store_true",
-                        help="use freshly initialised weights even where pretrained ones ship")
+    parser.add_argument("--untrained-weights", action="store_true",
+                        help="allow a learned codec without trained weights (seeded random "
+                             "weights: the files decode to noise, and only with this codeczoo "
+                             "and torch version); for pipeline tests only")
     options.add_force(parser, "existing outputs")
     parser.set_defaults(func=run)
 
@@ -22,14 +24,12 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     from tqdm import tqdm
 
-    from .. import load
+    from .. import load_for_encoding
     from ..bitstream import read_header
     from ..files import BITSTREAM_SUFFIX, IMAGE_SUFFIXES, compress_file, plan, write_bytes
-    from ..registry import has_pretrained
 
+    codec = load_for_encoding(args.codec, args.quality, allow_untrained=args.untrained_weights)
     jobs = plan(args.inputs, args.output, IMAGE_SUFFIXES, BITSTREAM_SUFFIX, args.force)
-    pretrained = not args.no_pretrained and has_pretrained(args.codec)
-    codec = load(args.codec, quality=args.quality, pretrained=pretrained)
     total_in = total_out = pixels = 0
     for job in tqdm(jobs, desc=f"compress ({args.codec})", unit="img", disable=len(jobs) < 2):
         data = compress_file(job.source, codec, args.quality)

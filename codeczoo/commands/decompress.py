@@ -11,6 +11,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
     parser.add_argument("--format", choices=("auto", "png", "npy", "dcm"), default="auto",
                         help="output format in a folder; auto = DICOM for DICOM sources, else PNG")
+    parser.add_argument("--weights", metavar="FILE",
+                        help="safetensors weights the bitstreams were written with, when no "
+                             "registry holds them (your own export)")
     options.add_force(parser, "existing outputs")
     parser.set_defaults(func=run)
 
@@ -25,6 +28,6 @@ def run(args) -> int:
 
     jobs = plan(args.inputs, args.output, (BITSTREAM_SUFFIX,), suffix_for, args.force)
     for job in tqdm(jobs, desc="decompress", unit="img", disable=len(jobs) < 2):
-        decompress_file(read_bitstream(job.source), job.target)
+        decompress_file(read_bitstream(job.source), job.target, weights=args.weights)
     print(f"{len(jobs)} file(s) written to {args.output}")
     return 0

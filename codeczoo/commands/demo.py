@@ -30,14 +30,13 @@ def demo_rows(images: list[Path], codec_names: list[str], folder: Path):
     """Yield one result row per (image, codec, quality): bytes on disk, bpp, PSNR, exactness."""
     import numpy as np
 
-    from .. import decode, load
+    from .. import decode, load_for_encoding
     from ..io import read_image
     from ..metrics import psnr
-    from ..registry import has_pretrained
 
     for name in codec_names:
-        codec = load(name, pretrained=has_pretrained(name))
-        qualities = getattr(codec, "demo_qualities", None) or (codec.default_quality,)
+        codec = load_for_encoding(name)
+        qualities = codec.demo_qualities or (codec.default_quality,)
         for path in images:
             image = read_image(path)
             for quality in qualities:

@@ -31,9 +31,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--no-recursive", action="store_true", help="do not search subfolders")
     options.add_device(parser)
     options.add_force(parser)
-    parser.add_argument("--card", action="store_true",
-                        help="also record the results on the codec's card (registry/<codec>/card.json)"
-                             " under 'evaluation', with the command that produced them")
+    parser.add_argument("--record", action="store_true",
+                        help="also record the results with the weights they measure "
+                             "(<registry>/<codec>/training.json, 'evaluations'), with the command")
     parser.set_defaults(func=run)
 
 
@@ -69,10 +69,10 @@ def run(args) -> int:
                       per_image=args.per_image, save_bitstreams=args.save_bitstreams,
                       device=args.device, progress=True, source=", ".join(args.data))
     result["command"] = "codeczoo " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["eval"] else None
-    if args.card:
-        from ..registry import update_card
+    if args.record:
+        from ..training.export import record_evaluation
 
-        update_card(args.codec, "evaluation", {
+        record_evaluation(args.codec, {
             "command": result["command"], "dataset": result["dataset"],
             "bit_depth": result["bit_depth"], "quality": result["quality"],
             "weights_hash": result["codec"]["weights_hash"],

@@ -1,4 +1,4 @@
-"""``codeczoo info FILE``: what a codeczoo bitstream holds (header fields, sizes, bpp)."""
+"""``codeczoo info FILE|CODEC``: what a bitstream holds, or a codec's card."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("info", help="describe a .czoo bitstream (or a codec by name)")
+    parser = subparsers.add_parser("info", help="describe a .czoo bitstream, or a codec by name")
     parser.add_argument("target", help="a .czoo file, or a registered codec name")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.set_defaults(func=run)
@@ -34,14 +34,32 @@ def describe_file(path: Path) -> dict:
     }
 
 
+def describe_codec(name: str) -> dict:
+    """The card, with the weights in use, where they live, and the rate table."""
+    from .. import get_card
+    from ..registry import build, current_weights, read_training
+
+    card = get_card(name).to_json()
+    located = current_weights(name)
+    if located is not None:
+        card["weights"]["path"] = str(located.path)
+        training = read_training(name)
+        card["training"] = {k: training.get(k) for k in
+                            ("steps", "cpu_minutes", "gpu_minutes", "hardware", "recipe")
+                            if k in training}
+    card["rate_table"] = build(name, **(dict(located.entry.arguments) if located else {})
+                               ).rate_table()
+    return card
+
+
 def run(args) -> int:
     import json
 
-    from .. import get_card, list_codecs
+    from .. import list_codecs
 
     path = Path(args.target)
     if not path.exists() and args.target in list_codecs():
-        info = get_card(args.target)
+        info = describe_codec(args.target)
     else:
         info = describe_file(path)
     if args.json:

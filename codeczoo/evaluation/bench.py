@@ -165,9 +165,9 @@ def _reusable(path: Path, name: str, n_images: int, qualities: Sequence[int] | N
         result = json.loads(path.read_text())
     except json.JSONDecodeError:
         return None
-    from ..registry import has_pretrained, load
+    from ..registry import load
 
-    weights = load(name, pretrained=has_pretrained(name)).weights_hash().hex()
+    weights = load(name).weights_hash().hex()
     if (result.get("dataset", {}).get("images") != n_images
             or (qualities is not None and list(result.get("quality", [])) != list(qualities))
             or result.get("codec", {}).get("weights_hash") != weights):
@@ -184,7 +184,7 @@ def run_bench(data=None, codecs: Sequence[str] | None = None, output_dir: str | 
     into ``output_dir``.
 
     ``data`` is a folder, file or list (``None``: the bundled samples); ``qualities`` maps a codec
-    name to the rates to sweep (default: each codec's :func:`~.evaluate.default_qualities`).
+    name to the rates to sweep (default: each codec's ``default_eval_qualities()``).
     ``reuse=True`` takes ``<codec>.json`` already in ``output_dir`` (from an earlier bench or a
     ``codeczoo eval -o``) instead of re-running a codec, when it covers the same number of images,
     the same qualities and the same weights.

@@ -15,6 +15,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from ..errors import CodeczooError, ImageFormatError
+from ..io.image import XrayImage
 
 #: file types the evaluation reads (those of :mod:`codeczoo.io`).
 EVAL_SUFFIXES = (".png", ".dcm", ".dicom", ".npy", ".jpg", ".jpeg")
@@ -95,10 +96,9 @@ def as_sample(item, index: int = 0) -> Sample:
         if item.dtype.kind not in "ui":
             raise ImageFormatError(f"image {index}: expected integers, got dtype {item.dtype}")
         return Sample(f"image-{index}", item, item.dtype.itemsize * 8)
-    if hasattr(item, "pixels") and hasattr(item, "bits_stored"):
-        name = getattr(item, "name", None) or str(getattr(item, "path", "") or f"image-{index}")
-        return Sample(Path(name).name, item.pixels, int(item.bits_stored),
-                      getattr(item, "photometric", "MONOCHROME2"))
+    if isinstance(item, XrayImage):
+        name = item.path.name if item.path else f"image-{index}"
+        return Sample(name, item.pixels, int(item.bits_stored), item.photometric)
     raise ImageFormatError(f"image {index}: cannot evaluate a {type(item).__name__}")
 
 

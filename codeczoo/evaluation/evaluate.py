@@ -68,47 +68,24 @@ class Measurement:
 def load_codec(codec, pretrained: bool | None = None, device: str | None = None):
     """A codec instance from a registered name (or the instance itself).
 
-    ``pretrained=None`` loads the shipped weights where the codec has them and builds it fresh
-    otherwise; ``True`` insists on weights (``WeightsError`` if none ship); ``False`` never loads
-    them. Learned codecs are moved to ``device`` when given.
+    ``pretrained=None`` loads the weights in use where the codec has them and builds it fresh
+    otherwise (``codeczoo.load``'s ``"auto"``); ``True`` insists on weights (``WeightsError`` if
+    none); ``False`` never loads them. Learned codecs are moved to ``device`` when given.
     """
     if isinstance(codec, str):
-        from ..registry import has_pretrained, load
+        from ..registry import load
 
-        if pretrained is None:
-            pretrained = has_pretrained(codec)
-        codec = load(codec, pretrained=pretrained)
-    if device is not None and hasattr(codec, "to"):
+        codec = load(codec, pretrained="auto" if pretrained is None else pretrained)
+    if device is not None:
         codec = codec.to(device)
     return codec
 
 
-def is_learned(codec) -> bool:
-    try:
-        import torch
+def uses_trained_weights(codec) -> bool:
+    """Whether a learned codec instance carries registered weights (not seeded untrained ones)."""
+    from ..registry import find_weights
 
-        return isinstance(codec, torch.nn.Module) and any(True for _ in codec.parameters())
-    except ImportError:  # pragma: no cover
-        return False
-
-
-def default_qualities(codec, count: int = 8) -> list[int]:
-    """The qualities to sweep when none are given.
-
-    A codec may name them itself with an ``eval_qualities`` attribute (JPEG 2000 does: ratios
-    1, 2, 4, 8, ...); otherwise every quality if there are at most ``count``, else ``count`` of
-    them spaced geometrically from the lowest to the highest.
-    """
-    explicit = getattr(codec, "eval_qualities", None)
-    if explicit:
-        return sorted({codec.check_quality(int(q)) for q in explicit})
-    qualities = sorted(int(q) for q in codec.qualities)
-    if not qualities:
-        return [codec.check_quality(None)]
-    if len(qualities) <= count:
-        return qualities
-    picks = np.unique(np.round(np.geomspace(1, len(qualities), count)).astype(int) - 1)
-    return [qualities[i] for i in picks]
+    return bool(codec.learned and find_weights(codec.codec_name, codec.weights_hash().hex()))
 
 
 def parse_ints(text: str | Sequence[int] | None, what: str = "qualities") -> list[int] | None:
@@ -152,7 +129,7 @@ def measure(codec, sample: Sample, quality: int | None, bitstream_path: Path | N
         decoding_time = time.perf_counter() - start
     if restored.shape != sample.pixels.shape or restored.dtype != sample.pixels.dtype:
         raise CodeczooError(
-            f"{sample.name}: {getattr(codec, 'codec_name', 'codec')} returned {restored.shape} "
+            f"{sample.name}: {codec.codec_name} returned {restored.shape} "
             f"{restored.dtype}, the original is {sample.pixels.shape} {sample.pixels.dtype}")
     size = len(data)
     header = read_header(data)
@@ -200,7 +177,7 @@ def evaluate(codec, images: Iterable, qualities: Sequence[int] | None = None, *,
         codec: codec name (built with :func:`load_codec`) or a codec instance.
         images: paths, :class:`~codeczoo.evaluation.data.Sample`\\ s, images from
             :func:`codeczoo.io.read_image` or 2-D integer arrays; read one at a time.
-        qualities: rate settings (validated before any work); default :func:`default_qualities`.
+        qualities: rate settings (validated before any work); default ``codec.default_eval_qualities()``.
         pretrained: see :func:`load_codec`.
         per_image: also return every measurement under ``"per_image"``.
         save_bitstreams: folder to write every bitstream to (``<index>_<stem>_q<quality>.czoo``);
@@ -212,13 +189,9 @@ def evaluate(codec, images: Iterable, qualities: Sequence[int] | None = None, *,
     Returns:
         A dict in CompressAI's results schema (see the module docstring); JSON-safe (no inf/NaN).
     """
-    name = codec if isinstance(codec, str) else getattr(codec, "codec_name", type(codec).__name__)
     instance = load_codec(codec, pretrained, device)
-    if isinstance(codec, str) and pretrained is None:
-        from ..registry import has_pretrained
-
-        pretrained = has_pretrained(codec)
-    qualities = default_qualities(instance) if qualities is None else \
+    name = instance.codec_name or type(instance).__name__
+    qualities = instance.default_eval_qualities() if qualities is None else \
         [instance.check_quality(int(q)) for q in qualities]
     images = list(images) if not isinstance(images, (list, tuple)) else images
     if not images:
@@ -247,9 +220,10 @@ def evaluate(codec, images: Iterable, qualities: Sequence[int] | None = None, *,
                 measurements.append(measure(instance, sample, quality, path))
                 bar.update(1)
 
-    learned = is_learned(instance)
-    label = name if not (learned and pretrained is False) else f"{name} (untrained)"
-    header_hash = instance.weights_hash().hex() if hasattr(instance, "weights_hash") else None
+    learned = instance.learned
+    trained = uses_trained_weights(instance)
+    label = f"{name} (untrained)" if learned and not trained else name
+    header_hash = instance.weights_hash().hex()
     depth = sorted(bit_depths)
     source = source or describe_source(images)
     result: dict[str, Any] = {
@@ -273,9 +247,9 @@ def evaluate(codec, images: Iterable, qualities: Sequence[int] | None = None, *,
         },
         "codec": {
             "name": name,
-            "version": getattr(instance, "codec_version", None),
+            "version": instance.codec_version,
             "learned": learned,
-            "pretrained": pretrained if learned else None,
+            "pretrained": trained if learned else None,
             "weights_hash": header_hash,
             "lossless_qualities": [q for q in qualities if instance.is_lossless(q)],
         },

@@ -117,7 +117,7 @@ def comparison_figure(image, output: str | Path, codecs: Sequence[str] | None = 
     bits = sample.bits_stored
     panels = []
     for name in names:
-        codec = load_codec(name, False if name == "jpeg2000" else pretrained, device)
+        codec = load_codec(name, pretrained, device)
         quality, rate, restored = closest_quality(codec, sample, target_bpp)
         label = name if not (pretrained is False and name != "jpeg2000") else f"{name} (untrained)"
         panels.append(Panel(label, quality, rate, metrics.psnr(sample.pixels, restored, bits),

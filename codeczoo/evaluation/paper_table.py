@@ -115,7 +115,7 @@ class Choice:
 def choose_quality(codec, size: int, ratio: float) -> Choice:
     """Learned codecs: the iteration count whose paper ratio is (closest to) ``ratio``;
     JPEG 2000: ``quality = ratio`` (its ratio is already original over compressed bits)."""
-    if not hasattr(codec, "encode_codes"):
+    if not codec.progressive:
         quality = codec.check_quality(int(round(ratio)))
         return Choice(quality, float(quality), float(quality) == float(ratio))
     best = None
@@ -292,7 +292,7 @@ def paper_table(data=None, sizes: Sequence[int] = DEFAULT_SIZES, ratios: Sequenc
     for name in codecs:
         want = None if name == ANCHOR else pretrained
         instances[name] = load_codec(name, want, device)
-        if hasattr(instances[name], "encode_codes"):
+        if instances[name].progressive:
             tag = "pretrained" if want is not False else "UNTRAINED (pipeline test only)"
             weights[name] = f"{tag} {instances[name].weights_hash().hex()[:8]}"
     from tqdm import tqdm

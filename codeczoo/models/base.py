@@ -17,38 +17,13 @@ The models work on the centred image ``x - 0.5``; tensors handed in and out are 
 Tensor layer (CompressAI contract): :meth:`RecurrentBinaryCodec.forward`,
 :meth:`~RecurrentBinaryCodec.compress`, :meth:`~RecurrentBinaryCodec.decompress`.
 
-Byte layer (:class:`codeczoo.codec.Codec`): integer images of any size are mapped to [0, 1]
-(:func:`codeczoo.intensity.to_unit`), replicate-padded to a multiple of ``downsampling`` and cut
-into independent square tiles of ``tile_size`` pixels (edge tiles smaller, still multiples of
-``downsampling``) that are coded ``tile_batch`` at a time, so peak memory is bounded by the tile
-size, not the image size.  Payload layout (big-endian)::
-
-    offset size  field
-    0      1     layout, two flags:
-                   bit 0: 0 = one DEFLATE stream over all tiles' packed codes,
-                          1 = one DEFLATE stream per tile, each preceded by its u32 length;
-                   bit 1: code order inside a tile, 0 = planar (iteration, channel, row, column),
-                          1 = position-major (iteration, row, column, channel)
-    1      1     iterations T (equals the container's quality)
-    2      2     tile size in pixels
-    4      2     tile rows
-    6      2     tile columns
-    8      ...   codes
-
-Each tile's codes are packed 8 to a byte in the layout's order (:func:`pack_codes`,
-byte-aligned per tile); tiles follow in raster order.  The encoder writes whichever of the four
-layouts is smallest.  Position-major order usually wins: it puts a latent position's
-``code_channels`` bits in whole bytes, so DEFLATE finds the positions that repeat (flat
-background, collimator borders); on the val chest X-rays it saves 16-18 % (Sushmit) and
-2.5-7.4 % (Toderici-small) of the bytes planar order needs (``benchmarks/code_order.py``).  One stream usually beats per-tile
-streams, the format a streaming decoder would read.  Files written before position-major order
-existed (layouts 0 and 1) decode unchanged.  The padded size comes from the container header
-(height + pad_bottom, width + pad_right).
+Byte layer (:class:`codeczoo.codec.Codec`): ``encode_values`` / ``decode_values`` delegate to
+:mod:`codeczoo.coding.recurrent_payload`, which tiles the image and packs the codes through the
+entropy stage; this module holds only the networks' shared machinery.
 """
 
 from __future__ import annotations
 
-import struct
 from typing import ClassVar
 
 import numpy as np
@@ -56,37 +31,13 @@ import torch
 from compressai.models import CompressionModel
 from torch import Tensor, nn
 
-from .. import intensity
 from ..bitstream import Header
 from ..codec import Codec, state_dict_hash
-from ..entropy import GzipStage, pack_bits, unpack_bits
+from ..coding import recurrent_payload
+from ..coding.recurrent_payload import pack_codes, unpack_codes
+from ..entropy import GzipStage
 from ..errors import BitstreamError, CodeczooError
 from ..intensity import ImageSpec
-
-_PAYLOAD = struct.Struct(">BBHHH")
-_LENGTH = struct.Struct(">I")
-LAYOUT_SINGLE, LAYOUT_PER_TILE = 0, 1   # layout bit 0: one DEFLATE stream, or one per tile
-POSITION_MAJOR = 2                      # layout bit 1: code order (iteration, row, column, channel)
-LAYOUTS = (LAYOUT_SINGLE | POSITION_MAJOR, LAYOUT_PER_TILE | POSITION_MAJOR,
-           LAYOUT_SINGLE, LAYOUT_PER_TILE)  # the encoder's candidates, in order of preference
-
-
-def pack_codes(codes: np.ndarray, position_major: bool = True) -> bytes:
-    """Pack binary codes (T, C, h, w) 8 to a byte, in planar or position-major order."""
-    codes = np.asarray(codes)
-    if codes.ndim != 4:
-        raise ValueError(f"expected codes of shape (T, C, h, w), got {codes.shape}")
-    return pack_bits(codes.transpose(0, 2, 3, 1) if position_major else codes)
-
-
-def unpack_codes(data: bytes, shape: tuple[int, int, int, int], position_major: bool = True
-                 ) -> np.ndarray:
-    """Inverse of :func:`pack_codes`: float32 codes of ``shape`` (T, C, h, w) in {-1, +1}."""
-    t, c, h, w = shape
-    bits = unpack_bits(data, t * c * h * w)
-    if position_major:
-        return np.ascontiguousarray(bits.reshape(t, h, w, c).transpose(0, 3, 1, 2))
-    return bits.reshape(t, c, h, w)
 
 
 class Binarizer(nn.Module):
@@ -141,6 +92,8 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
     downsampling: ClassVar[int] = 16
     codec_version: ClassVar[str] = "2"  # 2: position-major code order (payload layouts 2, 3)
     reads_codec_versions: ClassVar[tuple[str, ...]] = ("1",)  # layouts 0 and 1 only
+    learned: ClassVar[bool] = True
+    progressive: ClassVar[bool] = True
 
     def __init__(self, code_channels: int, max_iterations: int, gamma: float,
                  default_quality: int, tile_size: int = 512, tile_batch: int = 1):
@@ -158,6 +111,7 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
         self.gamma = float(gamma)
         self.tile_size = int(tile_size) // self.downsampling * self.downsampling
         self.tile_batch = int(tile_batch)
+        self.spatial_multiple = self.downsampling
         self.gzip = GzipStage()
         self._hash_cache: tuple[tuple, bytes] | None = None
 
@@ -324,132 +278,13 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
         model.load_state_dict(state_dict)
         return model
 
-    # -- byte layer -------------------------------------------------------------------------------
-    def _tile_grid(self, height: int, width: int, tile: int) -> list[tuple[int, int, int, int]]:
-        """Tiles (top, left, h, w) of a padded ``height`` x ``width`` image, raster order."""
-        return [(top, left, min(tile, height - top), min(tile, width - left))
-                for top in range(0, height, tile) for left in range(0, width, tile)]
-
-    def _batches(self, tiles):
-        """Consecutive runs of same-shaped tiles, at most ``tile_batch`` long (index lists)."""
-        run: list[int] = []
-        for i, tile in enumerate(tiles):
-            if run and (len(run) == self.tile_batch or tiles[run[0]][2:] != tile[2:]):
-                yield run
-                run = []
-            run.append(i)
-        if run:
-            yield run
-
+    # -- byte layer: the payload format lives in codeczoo.coding.recurrent_payload ------------------
     def encode_values(self, values: np.ndarray, spec: ImageSpec, quality: int
                       ) -> tuple[bytes, tuple[int, int]]:
-        tile_codes, (rows, cols), pads = self.tile_codes(values, spec, quality)
-        return self.pack_payload(tile_codes, quality, self.tile_size, rows, cols), pads
-
-    def tile_codes(self, values: np.ndarray, spec: ImageSpec, quality: int
-                   ) -> tuple[list[np.ndarray], tuple[int, int], tuple[int, int]]:
-        """Each tile's binary codes, uint8 (T, C, h, w) in {0, 1}, in raster order; the tile grid
-        (rows, cols); the padding (bottom, right).  The codes of the first ``t`` iterations do
-        not depend on ``quality`` (the iterations are progressive)."""
-        ds = self.downsampling
-        pad_bottom, pad_right = (-spec.height) % ds, (-spec.width) % ds
-        padded = np.pad(values, ((0, pad_bottom), (0, pad_right)), mode="edge")
-        tiles = self._tile_grid(*padded.shape, self.tile_size)
-        rows = -(-padded.shape[0] // self.tile_size)
-        cols = -(-padded.shape[1] // self.tile_size)
-        was_training = self.training
-        self.eval()
-        device = self._device()
-        tile_codes: list[np.ndarray] = [np.empty(0)] * len(tiles)
-        try:
-            with torch.no_grad():
-                for run in self._batches(tiles):
-                    x = torch.cat([intensity.to_unit(padded[t:t + h, l:l + w], spec.bits_stored)
-                                   for t, l, h, w in (tiles[i] for i in run)]).to(device)
-                    codes = (self.encode_codes(x, quality) > 0).cpu().numpy().astype(np.uint8)
-                    for j, i in enumerate(run):
-                        tile_codes[i] = codes[:, j]
-        finally:
-            self.train(was_training)
-        return tile_codes, (rows, cols), (pad_bottom, pad_right)
-
-    def pack_payload(self, tile_codes: list[np.ndarray], iterations: int, tile: int, rows: int,
-                     cols: int, layout: int | None = None) -> bytes:
-        """Payload from each tile's codes (T, C, h, w); ``layout=None`` writes the smallest of
-        :data:`LAYOUTS` (the first of equal size)."""
-        def make(kind: int) -> bytes:
-            head = _PAYLOAD.pack(kind, iterations, tile, rows, cols)
-            packed = [pack_codes(c, position_major=bool(kind & POSITION_MAJOR)) for c in tile_codes]
-            if not kind & LAYOUT_PER_TILE:
-                return head + self.gzip.compress(b"".join(packed))
-            return head + b"".join(_LENGTH.pack(len(s)) + s
-                                   for s in (self.gzip.compress(p) for p in packed))
-        if layout is not None:
-            if layout not in LAYOUTS:
-                raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-            return make(layout)
-        return min((make(kind) for kind in LAYOUTS), key=len)
+        return recurrent_payload.encode(self, values, spec, quality)
 
     def decode_values(self, payload: bytes, header: Header) -> np.ndarray:
-        if len(payload) < _PAYLOAD.size:
-            raise BitstreamError("payload too short for a recurrent codec header")
-        layout, t, tile, rows, cols = _PAYLOAD.unpack_from(payload)
-        spec = header.spec
-        ph, pw = spec.height + header.pad_bottom, spec.width + header.pad_right
-        ds = self.downsampling
-        if t != header.quality or not 1 <= t <= self.max_iterations:
-            raise BitstreamError(f"payload holds {t} iterations, header quality {header.quality}")
-        if ph % ds or pw % ds or tile < ds or tile % ds:
-            raise BitstreamError(f"padded size {ph}x{pw} / tile {tile} do not fit downsampling {ds}")
-        if rows != -(-ph // tile) or cols != -(-pw // tile):
-            raise BitstreamError(f"tile grid {rows}x{cols} does not fit a {ph}x{pw} image")
-        tiles = self._tile_grid(ph, pw, tile)
-        counts = [t * self.code_channels * (h // ds) * (w // ds) for _, _, h, w in tiles]
-        nbytes = [(c + 7) // 8 for c in counts]
-        body = payload[_PAYLOAD.size:]
-        if layout not in LAYOUTS or (header.codec_version == "1" and layout & POSITION_MAJOR):
-            raise BitstreamError(f"unknown payload layout {layout}")
-        if not layout & LAYOUT_PER_TILE:
-            raw = self.gzip.decompress(body, max_length=sum(nbytes))
-            if len(raw) != sum(nbytes):
-                raise BitstreamError(f"payload holds {len(raw)} code bytes, {sum(nbytes)} expected")
-            offsets = np.cumsum([0] + nbytes)
-            packed = [raw[offsets[i]:offsets[i + 1]] for i in range(len(tiles))]
-        else:
-            packed, pos = [], 0
-            for n in nbytes:
-                if pos + _LENGTH.size > len(body):
-                    raise BitstreamError("per-tile payload is truncated")
-                (length,) = _LENGTH.unpack_from(body, pos)
-                pos += _LENGTH.size
-                raw = self.gzip.decompress(body[pos:pos + length], max_length=n)
-                if len(raw) != n:
-                    raise BitstreamError(f"tile holds {len(raw)} code bytes, {n} expected")
-                packed.append(raw)
-                pos += length
-
-        out = np.empty((spec.height, spec.width), dtype=np.uint16)
-        was_training = self.training
-        self.eval()
-        device = self._device()
-        try:
-            with torch.no_grad():
-                for run in self._batches(tiles):
-                    _, _, h, w = tiles[run[0]]
-                    codes = np.stack([unpack_codes(packed[i], (t, self.code_channels, h // ds, w // ds),
-                                                   position_major=bool(layout & POSITION_MAJOR))
-                                      for i in run], axis=1)
-                    x_hat = self.decode_codes(torch.from_numpy(codes).to(device))
-                    for j, i in enumerate(run):
-                        top, left, th, tw = tiles[i]
-                        vh, vw = min(th, spec.height - top), min(tw, spec.width - left)
-                        if vh <= 0 or vw <= 0:
-                            continue  # a tile made only of padding
-                        out[top:top + vh, left:left + vw] = intensity.from_unit(
-                            x_hat[j, 0, :vh, :vw], spec.bits_stored)
-        finally:
-            self.train(was_training)
-        return out
+        return recurrent_payload.decode(self, payload, header)
 
 
 def check_positive(**sizes) -> None:

@@ -19,7 +19,8 @@ Shapes follow the widely used PyTorch port (for a 32 x 32 patch; one channel in 
               1x1 conv -> 1, tanh / 2
 
 32 bits per 16 x 16 block per iteration = 0.125 bpp per iteration; 16 iterations reach 2 bpp.
-No biases (as in the port).  Registered variants:
+No biases (as in the port).  One class, three zoo entries (variants are argument sets, declared
+at the end of this file):
 
 * ``toderici2017-lstm-oneshot`` (gamma = 0, the variant Sushmit et al. compare with),
 * ``toderici2017-lstm-additive`` (gamma = 1),
@@ -36,6 +37,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..layers import ConvLSTMCell, StridedConvLSTMEncoder, step_stack
+from ..cards import SUSHMIT2019, TODERICI2017, CodecCard, InputFormat
 from ..registry import register_codec
 from .base import Binarizer, RecurrentBinaryCodec, check_positive
 
@@ -127,32 +129,53 @@ class Toderici2017(RecurrentBinaryCodec):
         }
 
 
-@register_codec("toderici2017-lstm-oneshot")
-class Toderici2017OneShot(Toderici2017):
-    """Toderici et al. 2017 LSTM one-shot (gamma = 0): the baseline of Sushmit et al. 2019."""
+# -- zoo entries: one class, three argument sets ----------------------------------------------------
+_NOTES = {
+    "stem_channels": "published shape (GUIDE.md section 2, the PyTorch port)",
+    "encoder_channels": "published shape",
+    "code_channels": "published: 32 bits per 16x16 block = 0.125 bpp per iteration",
+    "decoder_first_channels": "published shape",
+    "decoder_channels": "published shape",
+    "decoder_hidden_kernels": "published shape (1x1 hidden kernels in the two coarse cells)",
+    "gamma": "0 one-shot (compared with by Sushmit et al.), 1 additive",
+    "max_iterations": "published: 16 iterations reach 2 bpp",
+    "default_quality": "8 iterations = 1 bpp raw, a mid-range rate for X-rays",
+    "tile_size": "byte layer only: independent tiles bound peak memory on large images; "
+                 "512 px keeps seams rare on 1024-2000 px radiographs",
+    "tile_batch": "byte layer only: tiles coded together (speed against memory)",
+}
+_SMALL_NOTES = {
+    **_NOTES,
+    "stem_channels": "published 64 / 4: trainable on a CPU (NOT the published size)",
+    "encoder_channels": "published (256, 512, 512) / 4",
+    "decoder_first_channels": "published 512 / 4",
+    "decoder_channels": "published (512, 512, 256, 128) / 4",
+    "tile_batch": "4 tiles at once: the small model's activations allow it",
+}
+_RATE = ("quality = iterations (1..max_iterations); each adds code_channels / 16^2 bits per "
+         "pixel of binary codes before the gzip stage (0.125 bpp raw with 32 code channels); "
+         "the file is smaller: bpp is always measured from bytes")
+_INPUT = InputFormat(spatial="any size; replicate-padded to a multiple of 16 and coded in "
+                              "independent tiles of tile_size pixels")
+_USE = ("research baseline for learned X-ray compression (Sushmit et al. 2019 compare with the "
+        "one-shot variant); not validated for diagnostic use")
 
-    def __init__(self, gamma: float = 0.0, **kwargs):
-        super().__init__(gamma=gamma, **kwargs)
+
+def _card(description: str, arguments: dict, notes: dict) -> CodecCard:
+    return CodecCard(description=description, paper=TODERICI2017, related=(SUSHMIT2019,),
+                     arguments=arguments,
+                     argument_notes=notes,
+                     input=_INPUT, rate=_RATE, intended_use=_USE)
 
 
-@register_codec("toderici2017-lstm-additive")
-class Toderici2017Additive(Toderici2017):
-    """Toderici et al. 2017 LSTM additive (gamma = 1): each iteration adds a correction."""
-
-    def __init__(self, gamma: float = 1.0, **kwargs):
-        super().__init__(gamma=gamma, **kwargs)
-
-
-@register_codec("toderici2017-lstm-oneshot-small")
-class Toderici2017OneShotSmall(Toderici2017):
-    """Toderici et al. 2017 LSTM one-shot with every width divided by 4 (CPU-trainable, not the
-    published size)."""
-
-    def __init__(self, stem_channels: int = 16, encoder_channels: Sequence[int] = (64, 128, 128),
-                 decoder_first_channels: int = 128,
-                 decoder_channels: Sequence[int] = (128, 128, 64, 32),
-                 gamma: float = 0.0, tile_batch: int = 4, **kwargs):
-        super().__init__(stem_channels=stem_channels, encoder_channels=encoder_channels,
-                         decoder_first_channels=decoder_first_channels,
-                         decoder_channels=decoder_channels, gamma=gamma, tile_batch=tile_batch,
-                         **kwargs)
+register_codec("toderici2017-lstm-oneshot", _card(
+    "Toderici et al. 2017 LSTM one-shot (gamma = 0) at the published widths: the baseline of "
+    "Sushmit et al. 2019.", {}, _NOTES))(Toderici2017)
+register_codec("toderici2017-lstm-additive", _card(
+    "Toderici et al. 2017 LSTM additive (gamma = 1) at the published widths: each iteration adds "
+    "a correction.", {"gamma": 1.0}, _NOTES))(Toderici2017)
+register_codec("toderici2017-lstm-oneshot-small", _card(
+    "Toderici et al. 2017 LSTM one-shot with every width divided by 4 (CPU-trainable, not the "
+    "published size).",
+    {"stem_channels": 16, "encoder_channels": [64, 128, 128], "decoder_first_channels": 128,
+     "decoder_channels": [128, 128, 64, 32], "tile_batch": 4}, _SMALL_NOTES))(Toderici2017)

@@ -8,6 +8,9 @@ DataModule subclass plugs in without code changes here)::
     codeczoo fit --config recipes/sushmit2019-rnnconv/cxr-32.yaml \\
         --trainer.devices 8 --trainer.strategy ddp --trainer.precision bf16-mixed
     codeczoo fit --config ... --ckpt_path last          # resume the run in default_root_dir
+    codeczoo fit --config sushmit2019-rnnconv/cxr-64-cpu  # a packaged recipe, by name
+
+A ``--config`` that is not a file names a packaged recipe (:mod:`codeczoo.training.recipes`).
 
 A :class:`~codeczoo.training.checkpoint.FinalStepCheckpoint` (Lightning's ``ModelCheckpoint`` that
 also keeps the steps after the last validation) is always present (``checkpoint.*`` options, ``save_last: true`` by default, folder ``<trainer.default_root_dir>/checkpoints`` so
@@ -29,6 +32,7 @@ from ..errors import CodeczooError
 from .checkpoint import FinalStepCheckpoint
 from .data import XrayDataModule
 from .module import CodecModule
+from .recipes import resolve_config_arguments
 
 
 class RecipeConfigCallback(SaveConfigCallback):
@@ -36,7 +40,7 @@ class RecipeConfigCallback(SaveConfigCallback):
     which stores it in its checkpoints (rank zero: the rank that writes checkpoints)."""
 
     def save_config(self, trainer, pl_module, stage) -> None:
-        if hasattr(pl_module, "recipe_config"):
+        if isinstance(pl_module, CodecModule):
             pl_module.recipe_config = self.parser.dump(self.config, skip_none=False)
 
 
@@ -78,6 +82,7 @@ def run_lightning_cli(argv: Sequence[str]) -> CodeczooCLI:
     argv = list(argv)
     if not argv or argv[0] not in ("fit", "validate", "test"):
         raise CodeczooError("expected one of fit, validate, test")
+    argv = resolve_config_arguments(argv)
     try:
         with warnings.catch_warnings():
             # we pass the arguments explicitly on purpose (codeczoo's own parser took argv[0])

@@ -1,20 +1,23 @@
-"""Checkpoint -> registry: safetensors weights named by their sha256, and the codec card.
+"""Checkpoint -> registry: safetensors weights named by their sha256, a manifest entry, and
+the training record.
 
-``codeczoo export CKPT --name NAME`` (see :func:`export_checkpoint`) writes
-``registry/NAME/NAME-<first 8 hex of sha256>.safetensors`` (no pickle) and updates
-``registry/NAME/card.json``, keeping its other fields:
+``codeczoo export CKPT --name NAME`` (see :func:`export_checkpoint`) writes into a registry
+folder (the user registry by default, ``--registry DIR`` to choose, e.g. the repository's
+``registry/`` to ship weights; never an installed package):
 
-* ``arguments``: the complete constructor arguments the checkpoint was trained with (class
-  defaults, then the card's when training started from the registry, then ``codec_args``), so
-  ``codeczoo.load(NAME, pretrained=True)`` rebuilds exactly that architecture;
-* ``weights``: ``{"file", "sha256", "dtype", "size_bytes"}`` (and, for ``--fp16``, the largest
-  reconstruction and PSNR differences fp16 storage causes on a real sample image, see
-  :func:`fp16_check`);
-* ``training``: the LightningCLI config, the data description, optimiser steps, hardware,
-  wall time and device-minutes, cumulative over runs started with ``init_from_registry``, and
-  a ``history`` of the earlier runs this one continued, each with the validation results
-  ``codeczoo eval --card`` measured on its weights: what each training minute bought;
-* ``validation``: the ``val/*`` metrics logged last before the checkpoint was written.
+* ``NAME/NAME-<first 8 hex of sha256>.safetensors`` (no pickle);
+* ``NAME/weights.json``: a :class:`~codeczoo.cards.WeightsEntry` for the new file, put first
+  (the weights in use), earlier entries kept after it so bitstreams written with them still
+  decode. An entry holds the complete constructor arguments the checkpoint was trained with
+  (entry defaults, then the registry weights' when training started from them, then
+  ``codec_args``), so ``codeczoo.load(NAME)`` rebuilds exactly that architecture, the sha256,
+  the ``weights_hash`` bitstream headers carry and, for ``--fp16``, what fp16 storage changes
+  on a real sample image (:func:`fp16_check`);
+* ``NAME/training.json``: the LightningCLI config, the data description, optimiser steps,
+  hardware, wall time and device-minutes, cumulative over runs started with
+  ``init_from_registry``; ``validation``, the ``val/*`` metrics logged last; and a ``history``
+  of the earlier runs this one continued, each with the evaluations ``codeczoo eval --record``
+  measured on its weights: what each training minute bought.
 
 Codecs with CompressAI entropy bottlenecks get ``update(force=True)`` first, so their CDF tables
 travel with the weights and ``compress`` works after loading.
@@ -34,7 +37,9 @@ import torch
 
 from ..errors import CodeczooError, WeightsError
 from ..io.image import _umask
-from ..registry import codec_class, file_sha256, get_card, read_card_file, registry_root
+from ..cards import WeightsEntry
+from ..registry import (MANIFEST, REGISTRY_ENV, TRAINING, build, codec_class, current_weights,
+                        file_sha256, is_installed_location, read_json, user_registry)
 from .module import CKPT_KEY
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "chest_1_8bit.png"
@@ -68,11 +73,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return ckpt
 
 
-def model_from_checkpoint(ckpt: dict):
-    """The codec of a checkpoint, built with its arguments and weights, in eval mode."""
+def model_from_checkpoint(ckpt: dict, name: str | None = None):
+    """The codec of a checkpoint (as zoo entry ``name``, default the one it trained), built with
+    its arguments and weights, in eval mode."""
     info = ckpt[CKPT_KEY]
-    cls = codec_class(info["codec"])
-    model = cls(**info["arguments"])
+    model = build(name or info["codec"], **info["arguments"])
     state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     try:
         model.load_state_dict(state)
@@ -89,7 +94,7 @@ def _sample_input(model) -> torch.Tensor:
 
     image = read_image(SAMPLE)
     values = intensity.to_unsigned(image.pixels, image.spec)
-    step = int(getattr(model, "downsampling", 64))
+    step = max(16, model.spatial_multiple)
     side = max(step, min(256, *values.shape) // step * step)
     return intensity.to_unit(values[:side, :side], image.bits_stored)
 
@@ -97,12 +102,12 @@ def _sample_input(model) -> torch.Tensor:
 def _reconstructions(model, x: torch.Tensor) -> dict:
     """quality -> x_hat; every quality of a recurrent codec, else the single reconstruction."""
     with torch.no_grad():
-        if hasattr(model, "max_iterations"):
+        if model.progressive:
             return {q: model(x, iterations=q)["x_hat"] for q in range(1, model.max_iterations + 1)}
         return {None: model(x)["x_hat"]}
 
 
-def fp16_check(model, arguments: dict, state_fp16: dict) -> dict:
+def fp16_check(model, name: str, arguments: dict, state_fp16: dict) -> dict:
     """What storing the weights in fp16 costs, measured on the package's real sample X-ray.
 
     Returns ``max_abs_diff``: the largest |x_hat(fp32 weights) - x_hat(fp16-rounded weights)|
@@ -120,7 +125,7 @@ def fp16_check(model, arguments: dict, state_fp16: dict) -> dict:
 
     x = _sample_input(model)
     original = stored(x)
-    rounded = type(model)(**arguments)
+    rounded = build(name, **arguments)
     rounded.load_state_dict({k: v.float() for k, v in state_fp16.items()})
     rounded.eval()
     reference, candidate = _reconstructions(model, x), _reconstructions(rounded, x)
@@ -132,37 +137,50 @@ def fp16_check(model, arguments: dict, state_fp16: dict) -> dict:
 
 def export_checkpoint(checkpoint: str | os.PathLike, name: str, fp16: bool = False,
                       registry: Optional[str | os.PathLike] = None,
-                      recipe: Optional[str] = None, data_source: Optional[str] = None) -> dict:
-    """Write the checkpoint's codec weights and card into ``registry/NAME``; return the card.
+                      recipe: Optional[str] = None, data_source: Optional[str] = None
+                      ) -> tuple[Path, WeightsEntry, dict]:
+    """Write the checkpoint's codec weights into ``registry`` (default: the user registry).
 
     ``name`` must be a registered codec of the same class the checkpoint trained. ``recipe``
     (the YAML file the run used) and ``data_source`` (where the images come from, their license
-    and split) are recorded on the card's training record.
+    and split) are recorded in the training record. Returns the weights file, its entry and the
+    training record.
     """
     from safetensors.torch import save_file
 
+    root = Path(registry) if registry else user_registry()
+    if is_installed_location(root):
+        raise CodeczooError(f"{root} is inside an installed package: export to a user registry "
+                            f"(${REGISTRY_ENV}, default {user_registry()}) or a checkout's registry/")
     ckpt = read_checkpoint(checkpoint)
     info = ckpt[CKPT_KEY]
     target_cls = codec_class(name)
     if target_cls is not codec_class(info["codec"]):
         raise CodeczooError(f"checkpoint trained {info['codec']} ({codec_class(info['codec']).__name__}); "
                             f"{name} is a different class ({target_cls.__name__})")
-    model = model_from_checkpoint(ckpt)
+    model = model_from_checkpoint(ckpt, name)
     from compressai.models import CompressionModel
 
     if isinstance(model, CompressionModel):
         model.update(force=True)  # CDF tables for compress(); no-op without entropy bottlenecks
     state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
     dtype = "float32"
-    fp16_result = None
+    notes: dict[str, Any] = {}
     if fp16:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
         dtype = "float16"
-        fp16_result = fp16_check(model, info["arguments"], state)
+        check = fp16_check(model, name, info["arguments"], state)
+        notes = {"fp16_max_abs_diff": check["max_abs_diff"],
+                 "fp16_max_psnr_delta_db": check["max_psnr_delta_db"],
+                 "fp16_check": "fp16-stored vs fp32 weights on codeczoo/samples/"
+                               f"{SAMPLE.name}, every quality: max |x_hat| difference in [0, 1] "
+                               "units and max |PSNR change| in dB (8-bit reconstructions)"}
 
-    root = Path(registry) if registry else registry_root()
     folder = root / name
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CodeczooError(f"cannot create registry folder {folder}: {exc.strerror}") from None
     with tempfile.NamedTemporaryFile(dir=folder, suffix=".safetensors.tmp", delete=False) as tmp:
         tmp_path = Path(tmp.name)
     try:
@@ -175,78 +193,96 @@ def export_checkpoint(checkpoint: str | os.PathLike, name: str, fp16: bool = Fal
         if tmp_path.exists():
             tmp_path.unlink()
 
-    card_path = folder / "card.json"
-    if card_path.is_file():
-        card = read_card_file(card_path)
-    else:
-        card = get_card(name)  # name, class, description, default arguments
-    previous = dict(card)
-    card["arguments"] = _jsonable(info["arguments"])
-    if hasattr(model, "rate_table") and "rate_table" in card:
-        card["rate_table"] = _jsonable(model.rate_table())
-    weights = {"file": final.name, "sha256": sha, "dtype": dtype,
-               "size_bytes": final.stat().st_size}
-    if fp16_result is not None:
-        weights["fp16_max_abs_diff"] = fp16_result["max_abs_diff"]
-        weights["fp16_max_psnr_delta_db"] = fp16_result["max_psnr_delta_db"]
-        weights["fp16_check"] = ("fp16-stored vs fp32 weights on codeczoo/samples/"
-                                 f"{SAMPLE.name}, every quality: max |x_hat| difference in [0, 1] "
-                                 "units and max |PSNR change| in dB (8-bit reconstructions)")
-    # what a bitstream's header carries: lets a reader match a .czoo file to these weights
-    weights["weights_hash"] = _loaded_weights_hash(model, info["arguments"], state)
-    card["weights"] = weights
-    card["training"] = training_record(ckpt, checkpoint)
-    history = training_history(previous, card["training"])
+    entry = WeightsEntry(file=final.name, sha256=sha,
+                         weights_hash=_loaded_weights_hash(name, info["arguments"], state),
+                         arguments=_jsonable(info["arguments"]), dtype=dtype,
+                         size_bytes=final.stat().st_size, notes=notes)
+    manifest_path = folder / MANIFEST
+    earlier = []
+    if manifest_path.is_file():
+        earlier = [e for e in read_json(manifest_path, "weights manifest").get("weights", [])
+                   if e.get("sha256") != sha]
+    _write_json(manifest_path, {"codec": name, "weights": [entry.to_json(), *earlier]})
+
+    training_path = folder / TRAINING
+    previous = read_json(training_path, "training record") if training_path.is_file() else {}
+    record = training_record(ckpt, checkpoint)
+    history = training_history(previous, record)
     if history:
-        card["training"]["history"] = history
-    card.pop("evaluation", None)  # measured on the previous weights (kept in the history)
+        record["history"] = history
     if recipe:
-        card["training"]["recipe"] = str(recipe)
+        record["recipe"] = str(recipe)
     if data_source:
-        card["training"]["data"]["source"] = data_source
+        record["data"]["source"] = data_source
     metrics = {k: v for k, v in info.get("metrics", {}).items() if k.startswith("val/")}
-    card["validation"] = _jsonable({"step": info.get("validation_step"), "metrics": metrics}
-                                   if metrics else {})
-    tmp_card = card_path.with_suffix(".json.tmp")
-    tmp_card.write_text(json.dumps(card, indent=2) + "\n")
-    os.replace(tmp_card, card_path)
-    return card
+    record["validation"] = _jsonable({"step": info.get("validation_step"), "metrics": metrics}
+                                     if metrics else {})
+    record["weights_hash"] = entry.weights_hash
+    record["evaluations"] = []
+    _write_json(training_path, record)
+    return final, entry, record
 
 
-def _loaded_weights_hash(model, arguments: dict, state: dict) -> str:
-    """``weights_hash`` (hex) of the codec as ``codeczoo.load(pretrained=True)`` rebuilds it."""
-    rebuilt = type(model)(**arguments)
+def record_evaluation(name: str, evaluation: dict) -> Path:
+    """Add an evaluation of the weights in use to their ``training.json`` (``eval --record``)."""
+    located = current_weights(name)
+    if located is None:
+        raise CodeczooError(f"{name} has no registry weights to record an evaluation for")
+    if evaluation.get("weights_hash") != located.entry.weights_hash:
+        raise CodeczooError("the evaluation was not measured on the weights in use")
+    if is_installed_location(located.root):
+        raise CodeczooError(f"the weights of {name} live in an installed package "
+                            f"({located.root}); record evaluations in a checkout or user registry")
+    path = located.root / name / TRAINING
+    record = read_json(path, "training record") if path.is_file() else {}
+    record["evaluations"] = [e for e in record.get("evaluations", [])
+                             if e.get("command") != evaluation.get("command")] + [evaluation]
+    _write_json(path, record)
+    return path
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+
+
+def _loaded_weights_hash(name: str, arguments: dict, state: dict) -> str:
+    """``weights_hash`` (hex) of the codec as ``codeczoo.load(name)`` rebuilds it."""
+    rebuilt = build(name, **arguments)
     rebuilt.load_state_dict(state)
     return rebuilt.weights_hash().hex()
 
 
-def training_history(previous_card: dict, record: dict) -> list[dict]:
-    """The ``history`` of a continued run: the previous card's history plus its own last run.
+def training_history(previous: dict, record: dict) -> list[dict]:
+    """The ``history`` of a continued run: the previous record's history plus its own last run.
 
-    Each entry holds the cumulative steps and device-minutes at that point and, when
-    ``codeczoo eval --card`` measured those very weights (same ``weights_hash``), the
-    validation rate-distortion points, so a card shows what each training minute bought.
-    A run that did not start from the registry's weights starts a new history (empty).
+    Each entry holds the cumulative steps and device-minutes at that point and the evaluations
+    ``codeczoo eval --record`` measured on those very weights (same ``weights_hash``), so the
+    record shows what each training minute bought. A run that did not start from the
+    registry's weights starts a new history (empty).
     """
     if "continued_from" not in record:
         return []
-    training = previous_card.get("training") or {}
-    weights = previous_card.get("weights") or {}
-    entry = {key: training.get(key) for key in
+    entry = {key: previous.get(key) for key in
              ("steps", "steps_this_run", "cpu_minutes", "gpu_minutes", "hardware", "precision",
-              "recipe", "exported")}
-    entry["weights"] = weights.get("file")
-    evaluation = previous_card.get("evaluation") or {}
-    if evaluation and evaluation.get("weights_hash") == weights.get("weights_hash"):
+              "recipe", "exported", "weights_hash")}
+    entry["weights"] = record["continued_from"].get("weights")
+    evaluations = []
+    for evaluation in previous.get("evaluations", []):
+        if evaluation.get("weights_hash") != previous.get("weights_hash"):
+            continue
         results = evaluation.get("results", {})
-        entry["evaluation"] = {"command": evaluation.get("command"),
-                               "quality": evaluation.get("quality"),
-                               **{k: results[k] for k in ("bpp", "psnr", "ms-ssim") if k in results}}
-    return list(training.get("history", [])) + [entry]
+        evaluations.append({"command": evaluation.get("command"),
+                            "quality": evaluation.get("quality"),
+                            **{k: results[k] for k in ("bpp", "psnr", "ms-ssim") if k in results}})
+    if evaluations:
+        entry["evaluations"] = evaluations
+    return list(previous.get("history", [])) + [entry]
 
 
 def training_record(ckpt: dict, checkpoint_path) -> dict:
-    """The card's ``training`` entry; steps, wall time and device-minutes add up over runs that
+    """The training record; steps, wall time and device-minutes add up over runs that
     started from the registry's previous weights (``init_from_registry``)."""
     info = ckpt[CKPT_KEY]
     previous = (info.get("init_from") or {}).get("training") or {}

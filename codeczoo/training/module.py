@@ -49,7 +49,9 @@ from torchmetrics import MeanMetric
 
 from .. import metrics as czmetrics
 from ..errors import CodeczooError
-from ..registry import codec_class, default_arguments, get_card, pretrained_state_dict
+from ..registry import (build, current_weights, entry_arguments, no_weights_message,
+                        read_training, read_weights)
+from .data import XrayDataModule
 from .losses import RateDistortionLoss, RecurrentResidualLoss
 
 LR_SCHEDULES = ("multistep", "cosine", "constant")
@@ -120,30 +122,29 @@ class CodecModule(L.LightningModule):
             raise CodeczooError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {lr_schedule!r}")
         if loss_p not in (1, 2):
             raise CodeczooError(f"loss_p must be 1 or 2, got {loss_p!r}")
-        cls = codec_class(codec)
         self.codec_name = codec
-        arguments = default_arguments(cls)
+        arguments = entry_arguments(codec)
         state = None
         self.init_from: dict[str, Any] = {}
         if init_from_registry:
-            state, card_arguments = pretrained_state_dict(codec)
-            arguments.update(card_arguments)
-            card = get_card(codec)
-            self.init_from = {"weights": card["weights"], "training": card.get("training", {})}
+            located = current_weights(codec)
+            if located is None:
+                raise CodeczooError(f"init_from_registry: {no_weights_message(codec)}")
+            state = read_weights(located)
+            arguments.update(located.entry.arguments)
+            self.init_from = {"weights": located.entry.to_json(),
+                              "training": read_training(codec)}
         arguments.update(codec_args or {})
-        #: the complete constructor arguments (what ``codeczoo export`` writes on the card).
+        #: the complete constructor arguments (what ``codeczoo export`` writes with the weights).
         self.arguments = arguments
-        try:
-            self.model = cls(**arguments)
-        except (TypeError, ValueError) as exc:
-            raise CodeczooError(f"bad codec_args for {codec}: {exc}") from exc
+        self.model = build(codec, **arguments)
         if state is not None:
             try:
                 self.model.load_state_dict(state)
             except RuntimeError as exc:
                 first = str(exc).strip().splitlines()[0]
                 raise CodeczooError(f"codec_args do not fit the registry weights of {codec}: {first}") from exc
-        self.recurrent = hasattr(self.model, "max_iterations")
+        self.recurrent = self.model.progressive
         self.has_aux = any(is_aux_parameter(n) for n, _ in self.model.named_parameters())
         self.residual_loss = RecurrentResidualLoss(loss_p)
         self.rd_loss = RateDistortionLoss(lmbda)
@@ -300,8 +301,8 @@ class CodecModule(L.LightningModule):
 
     # -- epochs, bookkeeping and checkpoints ----------------------------------------------------------
     def on_train_epoch_start(self) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is not None and hasattr(datamodule, "set_epoch"):
+        datamodule = self.trainer.datamodule
+        if isinstance(datamodule, XrayDataModule):  # fresh random crops every epoch
             datamodule.set_epoch(self.current_epoch)
 
     def on_validation_epoch_end(self) -> None:
@@ -318,7 +319,7 @@ class CodecModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         trainer = self.trainer
-        datamodule = getattr(trainer, "datamodule", None)
+        datamodule = trainer.datamodule
         devices = trainer.num_devices * trainer.num_nodes
         on_gpu = trainer.strategy.root_device.type == "cuda"
         wall = self.wall_time_s()
@@ -327,7 +328,7 @@ class CodecModule(L.LightningModule):
             "arguments": self.arguments,
             "init_from": self.init_from,
             "recipe_config": self.recipe_config,
-            "data": datamodule.describe() if hasattr(datamodule, "describe") else None,
+            "data": datamodule.describe() if isinstance(datamodule, XrayDataModule) else None,
             "hardware": hardware_description() if not on_gpu else
             f"{torch.cuda.get_device_name(self.device)} x {devices}",
             "devices": devices,
