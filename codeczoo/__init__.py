@@ -74,11 +74,12 @@ def decoder_for(header: Header, weights=None) -> Codec:
     supplied raises :class:`CodecMismatchError` naming them.
     """
     from .bitstream import NO_WEIGHTS
-    from .registry import build, find_weights, registry_roots
+    from .registry import build, entry, find_weights, registry_roots
 
     key = (header.codec, header.weights_hash, str(weights) if weights else None)
     if key in _DECODERS:
         return _DECODERS[key]
+    entry(header.codec, import_class_path=False)  # a header never makes codeczoo import code
     if weights is not None:
         codec = load(header.codec, weights=weights)
         if codec.weights_hash() != header.weights_hash:

@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="codeczoo", description="A zoo of X-ray image codecs (learned and classical).")
     parser.add_argument("--version", action="version", version=f"codeczoo {__version__}")
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first (repeatable): a module that registers your own "
+                             "codecs, for every command, decoding included")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"codeczoo.commands.{name}").add_parser(sub)
@@ -38,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        argv = import_plugins(argv)
         if argv and argv[0] in LIGHTNING_COMMANDS:
             from .training.cli import run_lightning_cli
 
@@ -55,6 +59,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("codeczoo: interrupted", file=sys.stderr)
         return 130
+
+
+def import_plugins(argv: list[str]) -> list[str]:
+    """Import the modules named by leading ``--import MODULE`` options; return the rest."""
+    while argv and (argv[0] == "--import" or argv[0].startswith("--import=")):
+        if argv[0] == "--import":
+            if len(argv) < 2:
+                raise CodeczooError("--import needs a module name")
+            module, argv = argv[1], argv[2:]
+        else:
+            module, argv = argv[0].split("=", 1)[1], argv[1:]
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise CodeczooError(f"--import {module}: {exc}") from None
+    return argv
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,6 +17,19 @@
   else the packaged one. For decoding, any entry of either registry whose ``weights_hash`` is
   the one a bitstream's header names.
 * Weights are safetensors (no pickle) and refused unless their sha256 matches their entry.
+
+**Codecs from outside the package** reach every command and function that takes a codec name:
+
+* an installed package declares them in the entry-point group ``codeczoo.codecs``
+  (``my-codec = "mypkg.codecs:MyCodec"``: the name is the codec name; the object is a codec
+  class, registered under that name unless it registered itself, or a module whose import
+  registers its codecs); codeczoo finds them by name, in every process, decoding included;
+* a class path (``mypkg.codecs:MyCodec`` or ``mypkg.codecs.MyCodec``) wherever a codec name is
+  given explicitly (``--codec``, ``--model.codec``, ``codeczoo.load``): the module is imported
+  and the class registered under its own registered name, else under the class path. A
+  bitstream's header never triggers such an import; to decode one, import the module first
+  (``codeczoo --import mypkg.codecs decompress ...``: a header naming a class of an already
+  imported module is resolved) or install it with an entry point.
 """
 
 from __future__ import annotations
@@ -27,6 +40,7 @@ import importlib.util
 import inspect
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -35,6 +49,7 @@ from .cards import CodecCard, WeightsEntry
 from .errors import CodeczooError, UnknownCodecError, WeightsError
 
 REGISTRY_ENV = "CODECZOO_REGISTRY"
+ENTRY_POINT_GROUP = "codeczoo.codecs"
 MANIFEST = "weights.json"
 TRAINING = "training.json"
 
@@ -83,6 +98,9 @@ def register_codec(name: str, card: CodecCard | None = None):
         if name in _ZOO and _ZOO[name].cls is not cls:
             raise CodeczooError(f"codec name {name!r} is already registered by "
                                 f"{_ZOO[name].cls.__name__}")
+        if card is not None and not isinstance(card, CodecCard):
+            raise CodeczooError(f"register_codec({name!r}): card must be a codeczoo.CodecCard, "
+                                f"got {type(card).__name__}")
         declared = card or CodecCard(description=_first_sentence(cls))
         _ZOO[name] = ZooEntry(name, cls, declared.replace(name=name))
         if not vars(cls).get("codec_name"):
@@ -125,12 +143,82 @@ def _has_parameters(cls: type) -> bool:
         return False
 
 
-def entry(name: str) -> ZooEntry:
+def entry(name: str, import_class_path: bool = True) -> ZooEntry:
+    """The zoo entry ``name``: registered, else from an installed entry point, else (when
+    ``import_class_path``) a class path to import (see the module docstring)."""
+    if name not in _ZOO:
+        _load_entry_point(name)
+    if name not in _ZOO and _looks_like_class_path(name) and (
+            import_class_path or _class_path_module(name) in sys.modules):
+        name = _register_class_path(name)
     try:
         return _ZOO[name]
     except KeyError:
         known = ", ".join(sorted(_ZOO)) or "none"
-        raise UnknownCodecError(f"unknown codec {name!r} (registered: {known})") from None
+        raise UnknownCodecError(
+            f"unknown codec {name!r} (registered: {known}; a codec of your own is reached by "
+            f"its class path, e.g. mypkg.codecs:MyCodec, or an installed '{ENTRY_POINT_GROUP}' "
+            "entry point)") from None
+
+
+def resolve_name(name: str) -> str:
+    """The registered name of ``name`` (a codec name, entry point or class path)."""
+    item = entry(name)
+    return item.name
+
+
+def _entry_points():
+    from importlib.metadata import entry_points
+
+    return entry_points(group=ENTRY_POINT_GROUP)
+
+
+def _load_entry_point(name: str) -> None:
+    for point in _entry_points():
+        if point.name != name:
+            continue
+        try:
+            obj = point.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not take codeczoo down
+            raise UnknownCodecError(f"codec {name!r}: its entry point {point.value} does not "
+                                    f"load ({type(exc).__name__}: {exc})") from None
+        if name not in _ZOO and isinstance(obj, type):
+            register_codec(name, getattr(obj, "card", None))(obj)
+        return
+
+
+def load_entry_points() -> None:
+    """Register every installed ``codeczoo.codecs`` entry point (``codeczoo list`` shows them)."""
+    for point in _entry_points():
+        if point.name not in _ZOO:
+            entry(point.name, import_class_path=False)
+
+
+def _looks_like_class_path(name: str) -> bool:
+    module, _, attr = name.replace(":", ".").rpartition(".")
+    return bool(module) and all(part.isidentifier() for part in (*module.split("."), attr))
+
+
+def _class_path_module(path: str) -> str:
+    return path.partition(":")[0] if ":" in path else path.rpartition(".")[0]
+
+
+def _register_class_path(path: str) -> str:
+    import importlib
+
+    load_entry_points()  # a class an installed package names keeps that name
+    module_name, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
+    try:
+        obj = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise UnknownCodecError(f"codec class {path!r} cannot be imported "
+                                f"({type(exc).__name__}: {exc})") from None
+    for item in _ZOO.values():
+        if item.cls is obj:
+            return item.name  # it registered itself (its first registration)
+    name = f"{module_name}.{attr}"
+    register_codec(name, getattr(obj, "card", None))(obj)
+    return name
 
 
 def codec_class(name: str) -> type:
@@ -216,7 +304,7 @@ class LocatedWeights:
 
 def weights_entries(name: str) -> list[LocatedWeights]:
     """Every weights entry of ``name`` in every registry, the one in use first."""
-    entry(name)
+    name = entry(name).name
     found = []
     for root in registry_roots():
         manifest = root / name / MANIFEST
@@ -251,6 +339,16 @@ def find_weights(name: str, weights_hash: str) -> LocatedWeights | None:
     return None
 
 
+def find_registered(cls: type, weights_hash: str) -> tuple[str, dict[str, Any]] | None:
+    """The zoo name and recorded arguments of weights of ``cls`` with this header hash."""
+    for name, item in sorted(_ZOO.items()):
+        if item.cls is cls:
+            for located in weights_entries(name):
+                if located.entry.weights_hash == weights_hash:
+                    return name, dict(located.entry.arguments)
+    return None
+
+
 def read_training(name: str) -> dict[str, Any]:
     """``training.json`` beside the weights in use (how they were trained), or ``{}``."""
     located = current_weights(name)
@@ -270,6 +368,7 @@ def get_card(name: str) -> CodecCard:
 def list_codecs(pattern: str | None = None, pretrained: bool | None = None) -> list[str]:
     """Registered codec names, optionally filtered by a glob ``pattern`` and by whether
     pretrained weights are available for them (``pretrained=True``) or not (``False``)."""
+    load_entry_points()
     names = sorted(_ZOO)
     if pattern:
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]
@@ -306,7 +405,7 @@ def build(name: str, **kwargs):
             model = item.cls(**arguments)
     except (TypeError, ValueError) as exc:
         raise CodeczooError(f"{name}: invalid arguments ({exc})") from exc
-    model.codec_name = name
+    model.codec_name = item.name
     return model
 
 
@@ -354,6 +453,7 @@ def load(name: str, quality: int | None = None, pretrained: Pretrained = "auto",
     """
     if pretrained not in (True, False, "auto"):
         raise CodeczooError(f"pretrained must be True, False or 'auto', got {pretrained!r}")
+    name = resolve_name(name)
     state = None
     if weights is not None:
         if isinstance(weights, LocatedWeights):

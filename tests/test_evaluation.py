@@ -62,6 +62,13 @@ def test_quality_at_rates_interpolates_and_never_extrapolates():
     assert bdrate.quality_at_rates([0.5], [30.0], [0.5]) == [None]
 
 
+def test_overlap_of_quality_spans():
+    assert bdrate.overlap([30, 40], [30, 40]) == 1.0
+    assert bdrate.overlap([30, 40], [38, 48]) == pytest.approx(2 / 18)
+    assert bdrate.overlap([30, 40], [41, 48]) == 0.0
+    assert bdrate.overlap([30, None, float("inf")], [30, 40]) == 0.0  # one finite point: no span
+
+
 def test_bd_rate_refuses_what_it_cannot_compare():
     with pytest.raises(bdrate.BDRateError, match="needs 4"):
         bdrate.bd_rate(ANCHOR_R[:3], ANCHOR_Q[:3], ANCHOR_R, ANCHOR_Q, "cubic")
@@ -270,4 +277,20 @@ def test_eval_untrained_learned_codec_is_labelled(val_crops):
     assert result["codec"]["learned"] and result["codec"]["pretrained"] is False
     bpp = result["results"]["bpp"]
     assert bpp[1] > bpp[0] > 0
-    assert result["results"]["ms-ssim"] == [None, None]  # 64 px: too small for 5 scales
+    # 64 px: too small for MS-SSIM's 5 scales, so not written (nulls would crash CompressAI's plot)
+    assert "ms-ssim" not in result["results"] and "ms-ssim-rgb" not in result["results"]
+    assert result["results"]["psnr-rgb"] == result["results"]["psnr"]
+
+
+def test_small_image_eval_json_plots_in_compressai(val_crops, tmp_path):
+    """``python -m compressai.utils.plot`` on eval JSON of images under 176 px: PSNR plots,
+    MS-SSIM is reported as not available instead of crashing."""
+    from compressai.utils.plot.__main__ import main as plot_main
+
+    crops = [data.Sample(f"c{i}", np.ascontiguousarray(s.pixels[:96, :96]), 8)
+             for i, s in enumerate(val_crops[:2])]
+    path = write_results(evaluate("jpeg2000", crops, [4, 8, 16]), tmp_path / "small.json")
+    plot_main(["-f", str(path), "-o", str(tmp_path / "psnr.png")])
+    assert (tmp_path / "psnr.png").stat().st_size > 1000
+    with pytest.raises(ValueError, match="not available"):
+        plot_main(["-f", str(path), "-m", "ms-ssim", "-o", str(tmp_path / "msssim.png")])

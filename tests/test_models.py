@@ -121,7 +121,8 @@ def test_forward_shapes_and_likelihood_bpp(kind):
     n, _, h, w = x.shape
     bpp = sum(torch.log(l).sum() for l in out["likelihoods"].values()) / (-math.log(2) * n * h * w)
     assert float(bpp) == pytest.approx(3 * model.bpp_per_iteration, rel=1e-6)
-    assert model(x)["residuals"].shape[0] == model.max_iterations  # training default: all
+    # quality means the same in both modes (issue 13: quality= held in train mode)
+    assert model(x)["residuals"].shape[0] == model.default_quality
     assert model.eval()(x)["residuals"].shape[0] == model.default_quality
 
 
@@ -365,3 +366,26 @@ def test_variants_are_argument_sets_of_one_class():
     assert additive.gamma == 1.0 and small.gamma == 0.0
     assert small.encoder.stem.out_channels == 16 and additive.encoder.stem.out_channels == 64
     assert small.codec_name == "toderici2017-lstm-oneshot-small"
+
+
+@pytest.mark.parametrize("name", ["sushmit2019-rnnconv", "toderici2017-lstm-oneshot-small"])
+def test_from_state_dict_rebuilds_the_registered_architecture(name):
+    """CompressAI's from_state_dict on shipped weights gives exactly the registered model."""
+    from safetensors.torch import load_file
+
+    located = codeczoo.registry.current_weights(name)
+    cls = codeczoo.registry.codec_class(name)
+    model = cls.from_state_dict(load_file(str(located.path)))
+    assert model.codec_name == name
+    assert model.max_iterations == located.entry.arguments["max_iterations"] == 8
+    assert model.weights_hash().hex() == located.entry.weights_hash
+
+
+def test_quality_holds_in_train_mode():
+    model = tiny("sushmit").train()
+    model.default_quality = 2
+    x = torch.rand(1, 1, 32, 32)
+    assert model(x)["residuals"].shape[0] == 2
+    assert model(x, iterations=4)["residuals"].shape[0] == 4
+    loaded = codeczoo.load("sushmit2019-rnnconv", quality=3).train()
+    assert loaded(x)["residuals"].shape[0] == 3

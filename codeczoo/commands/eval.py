@@ -49,7 +49,7 @@ def summary_lines(result: dict) -> list[str]:
         psnr = r["psnr"][i]
         lines.append(f"{q:>8} {f(r['bpp'][i], '.4f'):>9} "
                      f"{('lossless' if psnr is None and q in result['codec']['lossless_qualities'] else f(psnr, '.2f')):>9} "
-                     f"{f(r['ssim'][i], '.4f'):>7} {f(r['ms-ssim'][i], '.4f'):>8} "
+                     f"{f(r['ssim'][i], '.4f'):>7} {f(r.get('ms-ssim', [None] * len(result['quality']))[i], '.4f'):>8} "
                      f"{f(r['encoding_time'][i], '.3f'):>7} {f(r['decoding_time'][i], '.3f'):>7}")
     return lines
 

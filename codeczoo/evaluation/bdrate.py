@@ -9,11 +9,15 @@ two curves share, and turn the mean log-rate difference into a percentage::
 
 Negative means the test codec needs less rate than the anchor for the same quality.
 
-Two interpolations (``method``):
+The interpolation and integration are the maintained ``bjontegaard`` package's (Herglotz et al.,
+FAU Erlangen-Nürnberg); this module adds what X-ray curves need around it: points with a
+non-finite quality are dropped, a curve is reduced to one rate per quality, too few points or
+no shared interval is a :class:`BDRateError` with the reason (reported as "n/a (...)"), and
+:func:`overlap` tells how much of the two curves' span is shared, so a BD-rate over a sliver
+can be flagged. Two interpolations (``method``):
 
-* ``"pchip"`` (default): piecewise cubic Hermite interpolation (``scipy.interpolate.
-  PchipInterpolator``), monotone and exact through every point; what JVET's common-test-conditions
-  spreadsheets and the ``bjontegaard`` package use today. Needs at least 2 points per curve.
+* ``"pchip"`` (default): piecewise cubic Hermite interpolation, monotone and exact through every
+  point; what JVET's common-test-conditions spreadsheets use today. Needs 2 points per curve.
 * ``"cubic"``: the original VCEG-M33 fit: a least-squares cubic polynomial through the points
   (exact for 4 points), integrated analytically. Needs at least 4 points.
 
@@ -76,14 +80,30 @@ def _by_rate(log_rate: np.ndarray, quality: np.ndarray) -> tuple[np.ndarray, np.
     return log_rate[keep], quality[keep]
 
 
-def _integral(log_rate: np.ndarray, quality: np.ndarray, lo: float, hi: float, method: str) -> float:
-    if method == "pchip":
-        from scipy.interpolate import PchipInterpolator
-
-        return float(PchipInterpolator(quality, log_rate).integrate(lo, hi))
-    poly = np.polynomial.Polynomial.fit(quality, log_rate, 3)
-    antiderivative = poly.integ()
-    return float(antiderivative(hi) - antiderivative(lo))
+def _prepared(anchor_rate, anchor_quality, test_rate, test_quality, method: str, by_rate: bool):
+    """Cleaned curves as (log-rate, quality) arrays sorted along the integration variable."""
+    if method not in METHODS:
+        raise BDRateError(f"unknown BD-rate method {method!r} (choose from {', '.join(METHODS)})")
+    need = 2 if method == "pchip" else 4
+    curves = []
+    for label, rate, quality in (("anchor", anchor_rate, anchor_quality),
+                                 ("test", test_rate, test_quality)):
+        log_rate, q = _clean(rate, quality, label)
+        if by_rate:
+            log_rate, q = _by_rate(log_rate, q)
+        if len(q) < need:
+            what = "BD-PSNR" if by_rate else f"BD-rate ({method})"
+            raise BDRateError(f"{label} curve has {len(q)} usable point(s); {what} needs {need}")
+        curves.append((log_rate, q))
+    (la, qa), (lt, qt) = curves
+    xa, xt = (la, lt) if by_rate else (qa, qt)
+    if not min(xa.max(), xt.max()) > max(xa.min(), xt.min()):
+        if by_rate:
+            raise BDRateError("the curves share no rate interval")
+        raise BDRateError(
+            f"the curves share no quality interval (anchor {qa.min():.3g}..{qa.max():.3g}, "
+            f"test {qt.min():.3g}..{qt.max():.3g})")
+    return (la, qa), (lt, qt)
 
 
 def bd_rate(anchor_rate: Sequence[float], anchor_quality: Sequence[float | None],
@@ -95,22 +115,12 @@ def bd_rate(anchor_rate: Sequence[float], anchor_quality: Sequence[float | None]
     or MS-SSIM in dB. Raises :class:`BDRateError` when a curve has too few usable points or the
     curves share no quality interval.
     """
-    if method not in METHODS:
-        raise BDRateError(f"unknown BD-rate method {method!r} (choose from {', '.join(METHODS)})")
-    need = 2 if method == "pchip" else 4
-    la, qa = _clean(anchor_rate, anchor_quality, "anchor")
-    lt, qt = _clean(test_rate, test_quality, "test")
-    for label, q in (("anchor", qa), ("test", qt)):
-        if len(q) < need:
-            raise BDRateError(
-                f"{label} curve has {len(q)} usable point(s); BD-rate ({method}) needs {need}")
-    lo, hi = max(qa.min(), qt.min()), min(qa.max(), qt.max())
-    if not hi > lo:
-        raise BDRateError(
-            f"the curves share no quality interval (anchor {qa.min():.3g}..{qa.max():.3g}, "
-            f"test {qt.min():.3g}..{qt.max():.3g})")
-    mean_diff = (_integral(lt, qt, lo, hi, method) - _integral(la, qa, lo, hi, method)) / (hi - lo)
-    return float((math.exp(mean_diff) - 1.0) * 100.0)
+    import bjontegaard
+
+    (la, qa), (lt, qt) = _prepared(anchor_rate, anchor_quality, test_rate, test_quality, method,
+                                   by_rate=False)
+    return float(bjontegaard.bd_rate(np.exp(la), qa, np.exp(lt), qt, method=method,
+                                     require_matching_points=False, min_overlap=0))
 
 
 def bd_psnr(anchor_rate: Sequence[float], anchor_quality: Sequence[float | None],
@@ -118,23 +128,24 @@ def bd_psnr(anchor_rate: Sequence[float], anchor_quality: Sequence[float | None]
             method: str = "pchip") -> float:
     """BD-PSNR: mean quality difference (test - anchor, in the quality's unit) over the shared
     log-rate interval; positive = test is better."""
-    if method not in METHODS:
-        raise BDRateError(f"unknown BD-rate method {method!r} (choose from {', '.join(METHODS)})")
-    need = 2 if method == "pchip" else 4
-    la, qa = _clean(anchor_rate, anchor_quality, "anchor")
-    lt, qt = _clean(test_rate, test_quality, "test")
-    # swap roles: quality as a function of log-rate (sorted by rate, one quality per rate)
-    curves = []
-    for label, lr, q in (("anchor", la, qa), ("test", lt, qt)):
-        lr, q = _by_rate(lr, q)
-        if len(lr) < need:
-            raise BDRateError(f"{label} curve has {len(lr)} usable point(s); BD-PSNR needs {need}")
-        curves.append((q, lr))
-    (qa, la), (qt, lt) = curves
-    lo, hi = max(la.min(), lt.min()), min(la.max(), lt.max())
-    if not hi > lo:
-        raise BDRateError("the curves share no rate interval")
-    return float((_integral(qt, lt, lo, hi, method) - _integral(qa, la, lo, hi, method)) / (hi - lo))
+    import bjontegaard
+
+    (la, qa), (lt, qt) = _prepared(anchor_rate, anchor_quality, test_rate, test_quality, method,
+                                   by_rate=True)
+    return float(bjontegaard.bd_psnr(np.exp(la), qa, np.exp(lt), qt, method=method,
+                                     require_matching_points=False, min_overlap=0))
+
+
+def overlap(anchor_quality: Sequence[float | None], test_quality: Sequence[float | None]) -> float:
+    """Shared fraction of the two curves' joint quality span (0: disjoint, 1: identical spans),
+    the measure the ``bjontegaard`` package warns on below 0.75."""
+    qa = [float(q) for q in anchor_quality if q is not None and math.isfinite(float(q))]
+    qt = [float(q) for q in test_quality if q is not None and math.isfinite(float(q))]
+    if not qa or not qt:
+        return 0.0
+    total = max(max(qa), max(qt)) - min(min(qa), min(qt))
+    shared = min(max(qa), max(qt)) - max(min(qa), min(qt))
+    return max(0.0, shared) / total if total > 0 else 1.0
 
 
 def quality_at_rates(rate: Sequence[float], quality: Sequence[float | None],

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 from .. import __version__
 from ..errors import CodeczooError
 from ..registry import codec_class, list_codecs
-from .bdrate import BDRateError, bd_rate, ms_ssim_db, quality_at_rates
+from .bdrate import BDRateError, bd_rate, ms_ssim_db, overlap, quality_at_rates
 from .data import describe_source, find_images
 from .evaluate import evaluate, write_results
 from .plot import rd_plot
@@ -59,7 +59,8 @@ def bench_codecs(codecs: Sequence[str] | None = None, include_untrained: bool = 
 def bd_rates_against(anchor: dict[str, Any], result: dict[str, Any], method: str = "pchip"
                      ) -> dict[str, float | str]:
     """BD-rate (%) of ``result`` against ``anchor`` for PSNR and MS-SSIM (dB); a reason string
-    instead of a number where the curves cannot be compared."""
+    instead of a number where the curves cannot be compared. ``<metric>-overlap`` is the shared
+    fraction of the two quality spans: below :data:`SMALL_OVERLAP` the table flags the number."""
     out: dict[str, float | str] = {}
     for metric in ("psnr", "ms-ssim"):
         a, t = anchor["results"], result["results"]
@@ -68,13 +69,22 @@ def bd_rates_against(anchor: dict[str, Any], result: dict[str, Any], method: str
             qa, qt = ms_ssim_db(qa or []), ms_ssim_db(qt or [])
         try:
             out[metric] = bd_rate(a["bpp"], qa, t["bpp"], qt, method=method)
+            out[f"{metric}-overlap"] = overlap(qa, qt)
         except BDRateError as exc:
             out[metric] = f"n/a ({exc})"
     return out
 
 
-def _fmt_bd(value: float | str) -> str:
-    return f"{value:+.1f} %" if isinstance(value, float) else "n/a"
+SMALL_OVERLAP = 0.75  # the bjontegaard package's warning threshold
+
+
+def _fmt_bd(bd: dict[str, float | str], metric: str) -> str:
+    value = bd[metric]
+    if not isinstance(value, float):
+        return "n/a"
+    shared = bd.get(f"{metric}-overlap", 1.0)
+    flag = f" (curves overlap {shared:.0%} only)" if shared < SMALL_OVERLAP else ""
+    return f"{value:+.1f} %{flag}"
 
 
 def _span(values: Sequence[float | None], fmt: str) -> str:
@@ -107,13 +117,13 @@ def markdown_table(results: dict[str, dict[str, Any]], bd: dict[str, dict[str, f
         weights = ("pretrained " + (codec["weights_hash"] or "")[:8]) if codec["pretrained"] \
             else ("untrained" if codec["learned"] else "–")
         quals = ",".join(str(q) for q in result["quality"])
-        bdp = "anchor" if name == ANCHOR else _fmt_bd(bd[name]["psnr"])
-        bdm = "anchor" if name == ANCHOR else _fmt_bd(bd[name]["ms-ssim"])
+        bdp = "anchor" if name == ANCHOR else _fmt_bd(bd[name], "psnr")
+        bdm = "anchor" if name == ANCHOR else _fmt_bd(bd[name], "ms-ssim")
         enc = [v for v in r["encoding_time"] if v is not None]
         dec = [v for v in r["decoding_time"] if v is not None]
         lines.append(
             f"| {result['name']} | {weights} | {quals} | {_span(r['bpp'], '.3f')} | "
-            f"{_span(r['psnr'], '.2f')} | {_span(r['ms-ssim'], '.4f')} | {bdp} | {bdm} | "
+            f"{_span(r['psnr'], '.2f')} | {_span(r.get('ms-ssim', []), '.4f')} | {bdp} | {bdm} | "
             f"{sum(enc) / max(len(enc), 1):.3f} | {sum(dec) / max(len(dec), 1):.3f} |")
     notes = [f"- {n}: BD-rate {m}: {v}" for n, per in bd.items() for m, v in per.items()
              if isinstance(v, str)]

@@ -16,7 +16,9 @@ over images per quality (mean of per-image values, CompressAI's convention)::
 bytes: what matters on small crops). ``psnr-rgb`` / ``ms-ssim-rgb`` repeat ``psnr`` / ``ms-ssim`` (our images are one channel): they
 are the keys CompressAI 1.2.8's ``python -m compressai.utils.plot`` reads for ``-m psnr`` and
 ``-m ms-ssim``, so our files plot there unchanged. Non-finite values (the PSNR of a lossless
-result is infinite) and MS-SSIM of images too small for it are written as ``null``.
+result is infinite) are written as ``null``; MS-SSIM (and ``ms-ssim-rgb``) is omitted when no
+image is large enough for it (176 px a side), so CompressAI's plot says it is not available
+instead of crashing.
 """
 
 from __future__ import annotations
@@ -156,14 +158,22 @@ def _mean(values: Iterable[float | None]) -> float | None:
 
 
 def summarize(measurements: list[Measurement], qualities: list[int]) -> dict[str, list]:
-    """Per-quality means of every result key (``None`` where no image had a value)."""
+    """Per-quality means of every result key (``None`` where no image had a value).
+
+    MS-SSIM is left out entirely when no image was large enough for it (176 px a side): a list of
+    nulls would crash ``python -m compressai.utils.plot -m ms-ssim``, which instead reports the
+    metric as not available.
+    """
     results: dict[str, list] = {key: [] for key in RESULT_KEYS}
     for quality in qualities:
         rows = [m.as_result() for m in measurements if m.quality == quality]
         for key in RESULT_KEYS:
             results[key].append(_mean(row[key] for row in rows))
+    if all(v is None for v in results["ms-ssim"]):
+        del results["ms-ssim"]
     for alias, key in COMPRESSAI_ALIASES.items():
-        results[alias] = list(results[key])
+        if key in results:
+            results[alias] = list(results[key])
     return results
 
 

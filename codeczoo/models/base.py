@@ -144,8 +144,10 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
     def forward(self, x: Tensor, iterations: int | None = None) -> dict:
         """Run ``iterations`` coding iterations on ``x`` (B, 1, H, W) in [0, 1].
 
-        ``iterations`` defaults to ``max_iterations`` in training mode (the training objective
-        covers every rate) and to ``default_quality`` in eval mode (matching :meth:`compress`).
+        ``iterations`` defaults to ``default_quality`` (``codeczoo.load(name, quality=q)``) in
+        training and eval mode alike, so ``quality`` means the same in both; training over every
+        rate passes ``iterations=max_iterations`` (codeczoo's ``CodecModule`` does:
+        ``train_iterations``).
 
         Returns ``{"x_hat": final reconstruction (B, 1, H, W) in image range (not clamped),
         "likelihoods": {"codes": 0.5 per code bit}, "residuals": (T, B, 1, H, W) x - x_hat_t}``.
@@ -153,8 +155,7 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
         code rate ``T * bpp_per_iteration`` exactly.
         """
         self._check_input(x)
-        t_max = self._iterations(iterations,
-                                 self.max_iterations if self.training else self.default_quality)
+        t_max = self._iterations(iterations, self.default_quality)
         target = x - 0.5
         residual = target
         x_hat = torch.zeros_like(target)
@@ -270,11 +271,21 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
     def from_state_dict(cls, state_dict, **kwargs):
         """CompressAI contract: rebuild a model from its weights (sizes inferred from shapes).
 
-        ``kwargs`` set what weights do not record (``gamma``, ``max_iterations``,
-        ``default_quality``, ``tile_size``, ``tile_batch``, a parameter-free choice such as the
-        paper codec's ``pooling``); class defaults otherwise.  A registry card records them all.
+        Weights a registry holds (the shipped ones, or a user's export) are rebuilt exactly as
+        registered: the arguments recorded with them (``max_iterations``, ``gamma``, ...) and the
+        zoo name.  Other weights get the sizes their shapes imply, and ``kwargs`` set what
+        weights do not record (``gamma``, ``max_iterations``, ``default_quality``, ``tile_size``,
+        ``tile_batch``, a parameter-free choice such as the paper codec's ``pooling``); class
+        defaults otherwise.
         """
-        model = cls(**{**cls.arguments_from_state_dict(state_dict), **kwargs})
+        from ..registry import build, find_registered
+
+        found = find_registered(cls, state_dict_hash(state_dict).hex())
+        if found is not None:
+            name, arguments = found
+            model = build(name, **{**arguments, **kwargs})
+        else:
+            model = cls(**{**cls.arguments_from_state_dict(state_dict), **kwargs})
         model.load_state_dict(state_dict)
         return model
 

@@ -50,7 +50,7 @@ from torchmetrics import MeanMetric
 from .. import metrics as czmetrics
 from ..errors import CodeczooError
 from ..registry import (build, current_weights, entry_arguments, no_weights_message,
-                        read_training, read_weights)
+                        read_training, read_weights, resolve_name)
 from .data import XrayDataModule
 from .losses import RateDistortionLoss, RecurrentResidualLoss
 
@@ -122,7 +122,7 @@ class CodecModule(L.LightningModule):
             raise CodeczooError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {lr_schedule!r}")
         if loss_p not in (1, 2):
             raise CodeczooError(f"loss_p must be 1 or 2, got {loss_p!r}")
-        self.codec_name = codec
+        codec = self.codec_name = resolve_name(codec)  # a name, entry point or class path
         arguments = entry_arguments(codec)
         state = None
         self.init_from: dict[str, Any] = {}
