@@ -23,7 +23,7 @@ _warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated"
 from .bitstream import Header, read_header
 from .codec import Codec
 from .errors import (BitstreamError, CodecMismatchError, CodeczooError, ImageFormatError,
-                     UnknownCodecError, WeightsError)
+                     OutputError, PixelLimitError, UnknownCodecError, WeightsError)
 from .registry import get_card, list_codecs, load, register_codec
 from . import classic as _classic  # noqa: F401  (registers JPEG 2000)
 from . import models as _models  # noqa: F401  (registers the learned codecs)
@@ -38,17 +38,21 @@ def encode(image, codec: str = "jpeg2000", quality: int | None = None, *, pretra
     return model.encode(image, quality, bits_stored=bits_stored, photometric=photometric)
 
 
-def decoder_for(data: bytes):
+def decoder_for(data: bytes, *, max_pixels: int | None = None):
     """The codec instance able to decode ``data``, chosen from its header.
 
     Learned codecs are loaded with their registry weights; a bitstream written with weights the
     registry does not hold raises :class:`CodecMismatchError` (decode it with the codec instance
-    that wrote it).
+    that wrote it). An image above the pixel limit (:mod:`codeczoo.limits`) is refused before
+    any codec is built.
     """
     from .bitstream import NO_WEIGHTS
+    from .limits import check_pixels
     from .registry import has_pretrained
 
     header = read_header(data)
+    check_pixels(header.spec.height + header.pad_bottom, header.spec.width + header.pad_right,
+                 max_pixels)
     if header.weights_hash == NO_WEIGHTS or not has_pretrained(header.codec):
         codec = load(header.codec)
     else:
@@ -61,13 +65,16 @@ def decoder_for(data: bytes):
     return codec
 
 
-def decode(data: bytes):
-    """Decompress any codeczoo bitstream; the codec is read from its header."""
-    return decoder_for(data).decode(data)
+def decode(data: bytes, *, max_pixels: int | None = None):
+    """Decompress any codeczoo bitstream; the codec is read from its header.
+
+    ``max_pixels`` overrides the pixel limit (``CODECZOO_MAX_PIXELS``, default 2**26 pixels).
+    """
+    return decoder_for(data, max_pixels=max_pixels).decode(data, max_pixels=max_pixels)
 
 
 __all__ = [
     "BitstreamError", "Codec", "CodecMismatchError", "CodeczooError", "Header", "ImageFormatError",
-    "UnknownCodecError", "WeightsError", "decode", "decoder_for", "encode", "get_card",
+    "OutputError", "PixelLimitError", "UnknownCodecError", "WeightsError", "decode", "decoder_for", "encode", "get_card",
     "list_codecs", "load", "read_header", "register_codec",
 ]

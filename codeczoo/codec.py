@@ -23,8 +23,9 @@ import numpy as np
 
 from . import bitstream, intensity
 from .bitstream import NO_WEIGHTS, Header
-from .errors import BitstreamError, CodecMismatchError, CodeczooError
+from .errors import BitstreamError, CodecMismatchError, CodeczooError, one_line
 from .intensity import ImageSpec
+from .limits import check_pixels
 
 
 class Codec:
@@ -37,6 +38,9 @@ class Codec:
         reads_codec_versions: earlier versions whose payloads this version still decodes.
         qualities: the valid rate settings, lowest rate first.
         default_quality: used when ``encode`` is called without ``quality``.
+        dicom_method: DICOM's defined term for the codec's lossy method, Lossy Image Compression
+            Method (0028,2114), where DICOM defines one (JPEG 2000: ``ISO_15444_1``); ``None``
+            for codecs DICOM does not know (see :func:`codeczoo.io.lossy_method_for`).
     """
 
     codec_name: ClassVar[str] = ""
@@ -44,6 +48,7 @@ class Codec:
     reads_codec_versions: ClassVar[tuple[str, ...]] = ()
     qualities: Sequence[int] = ()
     default_quality: int = 1
+    dicom_method: ClassVar[str | None] = None
 
     # -- what a codec implements -------------------------------------------------------------
     def encode_values(self, values: np.ndarray, spec: ImageSpec, quality: int
@@ -110,8 +115,12 @@ class Codec:
                 f"bitstream was written with {header.codec} weights {header.weights_hex}, "
                 f"these weights are {mine.hex()}")
 
-    def decode_with_header(self, data: bytes) -> tuple[np.ndarray, Header]:
+    def decode_with_header(self, data: bytes, *, max_pixels: int | None = None
+                           ) -> tuple[np.ndarray, Header]:
+        """Decode ``data``; refuse images above the pixel limit (:mod:`codeczoo.limits`) first."""
         header, payload = bitstream.unpack(data)
+        check_pixels(header.spec.height + header.pad_bottom, header.spec.width + header.pad_right,
+                     max_pixels)
         self.check_header(header)
         if self.qualities and header.quality not in self.qualities:
             raise BitstreamError(f"header holds an invalid quality {header.quality}")
@@ -120,16 +129,20 @@ class Codec:
         except CodeczooError:
             raise
         except Exception as exc:  # a payload the CRC passed but the codec cannot parse
-            raise BitstreamError(f"{header.codec} payload could not be decoded ({exc})") from exc
+            raise BitstreamError(
+                f"{header.codec} payload could not be decoded ({one_line(str(exc))})") from exc
         spec = header.spec
         if values.shape != (spec.height, spec.width):
             raise BitstreamError(
                 f"decoded {values.shape[0]}x{values.shape[1]}, header says {spec.height}x{spec.width}")
         return intensity.from_unsigned(values, spec), header
 
-    def decode(self, data: bytes) -> np.ndarray:
-        """Decompress a codeczoo bitstream back to the original shape and dtype."""
-        return self.decode_with_header(data)[0]
+    def decode(self, data: bytes, *, max_pixels: int | None = None) -> np.ndarray:
+        """Decompress a codeczoo bitstream back to the original shape and dtype.
+
+        ``max_pixels`` overrides the pixel limit (``CODECZOO_MAX_PIXELS``, default 2**26).
+        """
+        return self.decode_with_header(data, max_pixels=max_pixels)[0]
 
 
 def state_dict_hash(state_dict) -> bytes:

@@ -92,9 +92,15 @@ def get_card(name: str) -> dict[str, Any]:
     card = read_card_file(path) if path.is_file() else {}
     card.setdefault("name", name)
     card.setdefault("class", f"{cls.__module__}.{cls.__qualname__}")
-    card.setdefault("description", (inspect.getdoc(cls) or "").split("\n")[0])
+    card.setdefault("description", docstring_summary(cls))
     card.setdefault("arguments", default_arguments(cls))
     return card
+
+
+def docstring_summary(obj) -> str:
+    """The first paragraph of ``obj``'s docstring on one line: a whole sentence, never the
+    first line of one that wraps (a card's description)."""
+    return " ".join((inspect.getdoc(obj) or "").split("\n\n")[0].split())
 
 
 def update_card(name: str, key: str, value: Any) -> Path:

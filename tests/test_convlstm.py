@@ -25,7 +25,8 @@ def test_none_state_equals_zero_state():
     cell = ConvLSTMCell(2, 4, kernel_size=3, hidden_kernel_size=3, bias=True)
     x = torch.randn(1, 2, 6, 6)
     h0, c0 = cell(x, None)
-    h1, c1 = cell(x, cell.zero_state(x))
+    zeros = torch.zeros(1, 4, 6, 6)
+    h1, c1 = cell(x, (zeros, zeros))
     torch.testing.assert_close(h0, h1)
     torch.testing.assert_close(c0, c1)
 
@@ -70,4 +71,4 @@ def test_rejects_bad_arguments():
         ConvLSTMCell(1, 2, stride=0)
     cell = ConvLSTMCell(1, 2)
     with pytest.raises(ValueError):
-        cell(torch.randn(1, 1, 4, 4), cell.zero_state(torch.randn(1, 1, 6, 6)))
+        cell(torch.randn(1, 1, 4, 4), (torch.zeros(1, 2, 6, 6), torch.zeros(1, 2, 6, 6)))

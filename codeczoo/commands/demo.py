@@ -31,6 +31,7 @@ def demo_rows(images: list[Path], codec_names: list[str], folder: Path):
     import numpy as np
 
     from .. import decode, load
+    from ..atomic import write_bytes
     from ..io import read_image
     from ..metrics import psnr
     from ..registry import has_pretrained
@@ -44,7 +45,7 @@ def demo_rows(images: list[Path], codec_names: list[str], folder: Path):
                 data = codec.encode(image.pixels, quality, bits_stored=image.bits_stored,
                                     photometric=image.photometric)
                 target = folder / f"{path.stem}.{name}.q{quality}.czoo"
-                target.write_bytes(data)
+                write_bytes(target, data, overwrite=True)
                 size = target.stat().st_size
                 restored = decode(target.read_bytes())
                 yield {
@@ -59,12 +60,9 @@ def demo_rows(images: list[Path], codec_names: list[str], folder: Path):
 def run(args) -> int:
     import tempfile
 
-    from ..errors import CodeczooError
+    from ..evaluation.data import find_images
 
-    images = [Path(p) for p in args.images] or sorted(SAMPLES.glob("*.png"))
-    for path in images:
-        if not path.is_file():
-            raise CodeczooError(f"image not found: {path}")
+    images = find_images(args.images or SAMPLES)
     names = args.codecs.split(",") if args.codecs else available_codecs()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.output or tmp)

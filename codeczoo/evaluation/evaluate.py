@@ -31,6 +31,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .. import metrics
+from ..atomic import ensure_folder, write_bytes, write_text
 from ..bitstream import read_header
 from ..errors import CodeczooError
 from .data import Sample, describe_source, iter_samples
@@ -159,7 +160,7 @@ def measure(codec, sample: Sample, quality: int | None, bitstream_path: Path | N
     if bitstream_path is not None:
         if bitstream_path.exists():
             raise CodeczooError(f"bitstream {bitstream_path} exists: choose an empty folder")
-        bitstream_path.write_bytes(data)
+        write_bytes(bitstream_path, data)
         size = os.path.getsize(bitstream_path)
     bits = sample.bits_stored
     return Measurement(
@@ -228,7 +229,7 @@ def evaluate(codec, images: Iterable, qualities: Sequence[int] | None = None, *,
         out_dir = Path(save_bitstreams)
         if out_dir.exists() and not out_dir.is_dir():
             raise CodeczooError(f"--save-bitstreams {out_dir} is a file, not a folder")
-        out_dir.mkdir(parents=True, exist_ok=True)
+        ensure_folder(out_dir)
 
     from tqdm import tqdm
 
@@ -292,20 +293,5 @@ def write_results(result: dict[str, Any], path: str | Path, overwrite: bool = Tr
     path = Path(path)
     if path.exists() and not overwrite:
         raise CodeczooError(f"{path} exists")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(metrics.json_safe(result), indent=2, allow_nan=False) + "\n")
-    return path
-
-
-def read_results(path: str | Path) -> dict[str, Any]:
-    """Read a results JSON written by :func:`write_results` (or by CompressAI)."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CodeczooError(f"results file not found: {path}") from None
-    except json.JSONDecodeError as exc:
-        raise CodeczooError(f"{path} is not valid JSON ({exc})") from None
-    if "results" not in data or "bpp" not in data["results"]:
-        raise CodeczooError(f"{path} is not a results file (no results.bpp)")
-    return data
+    return write_text(path, json.dumps(metrics.json_safe(result), indent=2, allow_nan=False) + "\n",
+                      overwrite=True)

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..atomic import write_atomically
 from ..errors import ImageFormatError
-from .image import XrayImage, write_atomically
+from .image import XrayImage
 
 _GRAY16_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 

@@ -66,12 +66,6 @@ class ConvLSTMCell(nn.Module):
         """Spatial size of the state for an input of ``height`` x ``width``."""
         return -(-height // self.stride), -(-width // self.stride)
 
-    def zero_state(self, x: Tensor) -> State:
-        """All-zero ``(h, c)`` matching input ``x`` (batch, device, dtype, strided size)."""
-        h, w = self.output_size(x.shape[-2], x.shape[-1])
-        zeros = x.new_zeros(x.shape[0], self.hidden_channels, h, w)
-        return zeros, zeros
-
     def forward(self, x: Tensor, state: State | None = None) -> State:
         gates = self.conv_ih(x)
         if state is None:

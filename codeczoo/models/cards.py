@@ -10,12 +10,11 @@ speed figures come from a ``benchmarks/speed.py --json`` file.  Fields written b
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 from pathlib import Path
 from typing import Any
 
-from ..registry import codec_class, default_arguments, registry_root
+from ..registry import codec_class, default_arguments, docstring_summary, registry_root
 
 TODERICI = {
     "title": "Full Resolution Image Compression with Recurrent Neural Networks",
@@ -115,7 +114,7 @@ def static_card(name: str, arguments: dict[str, Any] | None = None) -> dict[str,
         "class": f"{cls.__module__}.{cls.__qualname__}",
         "paper": paper,
         "baseline_paper": TODERICI if paper is SUSHMIT else None,
-        "description": (inspect.getdoc(cls) or "").split("\n")[0],
+        "description": docstring_summary(cls),
         "arguments": arguments,
         "argument_notes": {k: notes[k] for k in arguments if k in notes},
         "parameters": sum(p.numel() for p in model.parameters()),
