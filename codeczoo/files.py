@@ -115,7 +115,8 @@ def run_batch(jobs: Sequence[Job], work: Callable[[Job], None],
     from tqdm import tqdm
 
     report = BatchReport()
-    for job in tqdm(jobs, desc=desc, unit="file", disable=len(jobs) < 2):
+    # a progress bar on a terminal only (disable=None): logs and pipes get one line per error
+    for job in tqdm(jobs, desc=desc, unit="file", disable=True if len(jobs) < 2 else None):
         try:
             if os.path.lexists(job.target) and not force:
                 why_not = finished(job)
@@ -254,7 +255,8 @@ def decompress_file(data: bytes, target: Path, codec=None, *, max_pixels: int | 
     write_image(target, pixels, bits_stored=header.spec.bits_stored,
                 photometric=header.spec.photometric, dataset=source,
                 lossy=not codec.is_lossless(header.quality),
-                ratio=dicom_lossy_ratio(len(data), header.spec.pixels, pixels.dtype.itemsize * 8),
+                ratio=dicom_lossy_ratio(header.payload_length, header.spec.pixels,
+                                        pixels.dtype.itemsize * 8),
                 method=lossy_method_for(header.codec),
                 derivation=derivation_text(header),
                 overwrite=True)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from ..errors import BitstreamError
 
-SOC, SIZ = b"\xff\x4f", b"\xff\x51"
+SOC, SIZ, EOC = b"\xff\x4f", b"\xff\x51", b"\xff\xd9"
 _SIZ_FIXED = struct.Struct(">HHIIIIIIIIH")  # Lsiz .. Csiz (38 bytes)
 
 

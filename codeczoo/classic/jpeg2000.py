@@ -42,7 +42,7 @@ from ..codec import Codec
 from ..errors import BitstreamError, CodeczooError, one_line
 from ..intensity import ImageSpec
 from ..registry import register_codec
-from .codestream import check_codestream
+from .codestream import EOC, check_codestream
 from .openjpeg import ensure_openjpeg
 
 MAX_RATIO = 1000
@@ -80,6 +80,21 @@ def _write_codestream(path: str, values: np.ndarray, bits_stored: int, ratio: fl
     except Exception as exc:
         raise CodeczooError(
             f"JPEG 2000 encoding failed ({type(exc).__name__}: {one_line(str(exc))})") from exc
+    # OpenJPEG does not report failed writes (a full disk, a file size limit): it leaves a
+    # truncated file and returns. A codestream always ends with EOC (FF D9), which byte
+    # stuffing keeps out of the coded data, so a file without it was cut short.
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 2))
+            tail = handle.read(2)
+    except OSError as exc:
+        raise CodeczooError(f"JPEG 2000 encoding failed ({exc.strerror})") from None
+    if tail != EOC:
+        raise CodeczooError(
+            f"JPEG 2000 encoding failed: OpenJPEG wrote an incomplete codestream ({size} bytes, "
+            f"no EOC marker); is the disk of {os.path.dirname(path) or '.'} full?")
 
 
 def _read_codestream(payload: bytes, height: int, width: int, precision: int) -> np.ndarray:
@@ -94,8 +109,12 @@ def _read_codestream(payload: bytes, height: int, width: int, precision: int) ->
     check_codestream(payload, height, width, precision)
     with tempfile.TemporaryDirectory(prefix="codeczoo-j2k-") as tmp:
         path = os.path.join(tmp, "payload.j2c")
-        with open(path, "wb") as handle:
-            handle.write(payload)
+        try:
+            with open(path, "wb") as handle:
+                handle.write(payload)
+        except OSError as exc:  # not the payload's fault: say what failed
+            raise CodeczooError(
+                f"cannot write OpenJPEG's temporary input in {tmp}: {exc.strerror}") from None
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:

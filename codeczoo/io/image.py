@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .. import intensity
+from ..atomic import _umask  # noqa: F401  (training/export.py imports it from here until it uses codeczoo.atomic)
 from ..errors import ImageFormatError
 from ..intensity import ImageSpec
 
