@@ -3,10 +3,13 @@
 Quick start::
 
     import codeczoo
+    from codeczoo.io import read_image
+
     codeczoo.list_codecs()
+    image = read_image("chest.dcm")     # stored integers, bits_stored, photometric
     codec = codeczoo.load("jpeg2000", quality=10)
-    data = codec.encode(image)          # bytes, self-describing
-    restored = codeczoo.decode(data)    # same shape and dtype as ``image``
+    data = codec.encode(image.pixels, bits_stored=image.bits_stored)  # bytes, self-describing
+    restored = codeczoo.decode(data)    # same shape and dtype as ``image.pixels``
 """
 
 from __future__ import annotations
@@ -31,7 +34,10 @@ from . import models as _models  # noqa: F401  (registers the learned codecs)
 
 def encode(image, codec: str = "jpeg2000", quality: int | None = None, *, pretrained: bool = True,
            bits_stored: int | None = None, photometric: str = "MONOCHROME2") -> bytes:
-    """Compress ``image`` with the registered codec ``codec`` (pretrained weights if it has any)."""
+    """Compress ``image`` with the registered codec ``codec`` (pretrained weights if it has any).
+
+    ``bits_stored`` is required for 16-bit arrays (``codeczoo.io.read_image`` returns it).
+    """
     from .registry import has_pretrained
 
     model = load(codec, pretrained=pretrained and has_pretrained(codec))

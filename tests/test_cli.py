@@ -95,6 +95,7 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path, capsys, args, needle):
     assert len(lines) == 1 and needle in lines[0], err
 
 
+@pytest.mark.slow
 def test_module_entry_point_lists_codecs_and_errors_cleanly(tmp_path):
     result = run_cli("list")
     assert result.returncode == 0 and "jpeg2000" in result.stdout and not result.stderr

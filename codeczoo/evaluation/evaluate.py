@@ -200,7 +200,8 @@ def evaluate(codec, images: Iterable, qualities: Sequence[int] | None = None, *,
     Args:
         codec: codec name (built with :func:`load_codec`) or a codec instance.
         images: paths, :class:`~codeczoo.evaluation.data.Sample`\\ s, images from
-            :func:`codeczoo.io.read_image` or 2-D integer arrays; read one at a time.
+            :func:`codeczoo.io.read_image` or 8-bit 2-D arrays (a 16-bit array needs a
+            ``Sample`` with its bits stored); read one at a time.
         qualities: rate settings (validated before any work); default :func:`default_qualities`.
         pretrained: see :func:`load_codec`.
         per_image: also return every measurement under ``"per_image"``.
