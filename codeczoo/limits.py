@@ -12,7 +12,8 @@ clinical use are full-field digital mammograms, and the finest detectors (50 µm
 24 x 30 cm) give about 4,800 x 6,000 = 28.8 M pixels; the limit is more than twice that.
 A chest radiograph is 4 to 9 M pixels. Raise it per call (``max_pixels=``), per command
 (``codeczoo decompress --max-pixels N``) or per environment (``CODECZOO_MAX_PIXELS=N``), in that
-order of precedence.
+order of precedence. The image readers (:mod:`codeczoo.io`) apply the same limit to the size a
+PNG, JPEG or DICOM header declares before decoding its pixels.
 """
 
 from __future__ import annotations
@@ -51,12 +52,14 @@ def max_pixels(override: int | None = None) -> int:
 
 
 def check_pixels(height: int, width: int, limit: int | None = None,
-                 what: str = "bitstream declares") -> None:
-    """Raise :class:`PixelLimitError` if a ``height`` x ``width`` image exceeds the limit."""
+                 what: str = "bitstream declares", how: str = f"--max-pixels or {ENV_VAR}") -> None:
+    """Raise :class:`PixelLimitError` if a ``height`` x ``width`` image exceeds the limit.
+
+    ``what`` starts the message, ``how`` names the ways to raise the limit.
+    """
     allowed = max_pixels(limit)
     pixels = int(height) * int(width)
     if pixels > allowed:
         raise PixelLimitError(
             f"{what} a {height}x{width} image ({pixels:,} pixels), above the limit of "
-            f"{allowed:,} pixels: if you trust this file, raise the limit with --max-pixels "
-            f"or {ENV_VAR}")
+            f"{allowed:,} pixels: if you trust this file, raise the limit with {how}")

@@ -208,6 +208,19 @@ def test_pixel_limit_cli_env_and_keyword(tmp_path, capsys, monkeypatch, learned_
     assert DEFAULT_MAX_PIXELS == 2 ** 26
 
 
+def test_readers_apply_the_pixel_limit_before_decoding(tmp_path, fixture_dir, monkeypatch):
+    ds = pydicom.dcmread(fixture_dir / "dx_16bit_j2k.dcm")
+    ds.Rows = ds.Columns = 65535  # 4.3 G pixels declared around a 80 x 96 codestream
+    ds.save_as(tmp_path / "huge.dcm")
+    with pytest.raises(PixelLimitError, match="DICOM declares a 65535x65535 image"):
+        read_image(tmp_path / "huge.dcm")
+    monkeypatch.setenv("CODECZOO_MAX_PIXELS", "5000")
+    with pytest.raises(PixelLimitError, match="declares a 80x96 image .* CODECZOO_MAX_PIXELS$"):
+        read_image(fixture_dir / "xray_8bit.png")
+    monkeypatch.setenv("CODECZOO_MAX_PIXELS", str(80 * 96))
+    assert read_image(fixture_dir / "xray_8bit.png").pixels.shape == (80, 96)
+
+
 def test_openjpeg_multiline_errors_become_one_line():
     """OpenJPEG reports some failures in several lines; codeczoo gives one."""
     data = bytearray(codeczoo.load("jpeg2000").encode(read_image(CHEST).pixels, 10))

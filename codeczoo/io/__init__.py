@@ -4,7 +4,9 @@
 the DICOM metadata); ``write_image(path, array, ...)`` writes PNG, ``.npy`` or DICOM (the latter
 with the metadata of the DICOM the image came from, see :mod:`codeczoo.io.dicom`). The format is
 chosen from the file's first bytes (PNG and JPEG signatures, ``\\x93NUMPY``, ``DICM`` at offset 128)
-and, failing those, from its extension. Every failure to read is an :class:`ImageFormatError`.
+and, failing those, from its extension. Every failure to read is an :class:`ImageFormatError`,
+except an image larger than the pixel limit (:mod:`codeczoo.limits`), which is refused from its
+header with a :class:`~codeczoo.errors.PixelLimitError` before any pixel is decoded.
 Writers never replace an existing file unless ``overwrite=True`` and never leave a partial file
 behind (:mod:`codeczoo.atomic`; failures to write are :class:`~codeczoo.errors.OutputError`).
 :func:`find_files` (:mod:`codeczoo.io.walk`) expands files and folders into image files.

@@ -34,7 +34,8 @@ import numpy as np
 
 from .. import intensity
 from ..atomic import write_atomically
-from ..errors import ImageFormatError
+from ..errors import ImageFormatError, one_line
+from ..limits import ENV_VAR, check_pixels
 from .image import XrayImage
 
 MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
@@ -66,10 +67,16 @@ def read_dicom(path: str | os.PathLike, *, force: bool = False) -> XrayImage:
             warnings.simplefilter("ignore")  # pydicom's notes on non-conformant elements
             ds = pydicom.dcmread(path, force=force)
     except Exception as exc:  # pydicom raises many types for a malformed file
-        raise ImageFormatError(f"{path}: not a readable DICOM file ({type(exc).__name__}: {exc})") from None
+        raise ImageFormatError(
+            f"{path}: not a readable DICOM file ({type(exc).__name__}: {one_line(str(exc))})") from None
     if "PixelData" not in ds:
         raise ImageFormatError(
             f"{path}: DICOM has no (complete) pixel data: not an image, or the file is truncated")
+    try:
+        rows, columns = int(_attr(ds, "Rows", path)), int(_attr(ds, "Columns", path))
+    except (TypeError, ValueError):
+        raise ImageFormatError(f"{path}: invalid Rows/Columns") from None
+    check_pixels(rows, columns, what=f"{path}: DICOM declares", how=ENV_VAR)
     samples = int(ds.get("SamplesPerPixel", 1))
     photometric = str(_attr(ds, "PhotometricInterpretation", path)).strip()
     if samples != 1 or photometric not in MONOCHROME:
