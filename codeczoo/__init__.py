@@ -81,6 +81,7 @@ def decode(data: bytes, *, max_pixels: int | None = None):
 
 __all__ = [
     "BitstreamError", "Codec", "CodecMismatchError", "CodeczooError", "Header", "ImageFormatError",
-    "OutputError", "PixelLimitError", "UnknownCodecError", "WeightsError", "decode", "decoder_for", "encode", "get_card",
+    "OutputError", "PixelLimitError", "UnknownCodecError", "WeightsError", "decode", "decoder_for",
+    "encode", "get_card",
     "list_codecs", "load", "read_header", "register_codec",
 ]

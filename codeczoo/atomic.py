@@ -13,8 +13,9 @@ through :func:`write_atomically`:
    temporary file is removed and the target is left as it was.
 
 A process killed in the middle (``SIGKILL``, a power cut) can leave only its ``.partial`` file,
-never a half-written target. The next write of the same target removes such leftovers when the
-process that made them is gone (the pid in the name tells); any others are hidden and ignored.
+never a half-written target. The first write of a later process into that folder removes such
+leftovers when the process that made them is gone (the pid in the name tells); the others are
+hidden and ignored by every folder walk.
 
 Operating-system failures (a read-only folder, a parent that cannot be created, a path below a
 file, ``ENOSPC``/``EFBIG``) become one-line :class:`~codeczoo.errors.OutputError`\\ s.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 import threading
 from pathlib import Path
@@ -34,7 +36,9 @@ from typing import Callable
 from .errors import OutputError
 
 PARTIAL_SUFFIX = ".partial"
+_PARTIAL = re.compile(r"\..+\.(\d+)-[0-9a-f]{8}\.partial")
 _umask_lock = threading.Lock()
+_cleaned: set[str] = set()
 
 
 def _umask() -> int:
@@ -56,7 +60,8 @@ def ensure_folder(folder: str | os.PathLike) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
-        raise OutputError(f"cannot create folder {folder}: a file of that name is in the way") from None
+        raise OutputError(
+            f"cannot create folder {folder}: a file of that name is in the way") from None
     except OSError as exc:
         raise OutputError(f"cannot create folder {folder}: {_reason(exc)}") from None
     return folder
@@ -67,28 +72,40 @@ def partial_name(path: Path) -> str:
     return f".{path.name}."
 
 
-def remove_stale_partials(path: str | os.PathLike) -> list[Path]:
-    """Remove ``.partial`` leftovers of ``path`` whose writing process no longer runs.
+def remove_stale_partials(folder: str | os.PathLike) -> list[Path]:
+    """Remove the ``.partial`` leftovers in ``folder`` whose writing process no longer runs.
 
-    Returns the files removed. Leftovers of a live process (a concurrent write) are kept.
+    Only files named as :func:`write_atomically` names them (``.<name>.<pid>-<8 hex>.partial``)
+    are considered, and those of a live process (a write in flight) are kept; the process check
+    is local, so folders shared between machines may lose an in-flight temporary file of another
+    machine (whose write then fails cleanly). Returns the files removed.
     """
-    path = Path(path)
     removed = []
     try:
-        candidates = list(path.parent.glob(f"{partial_name(path)}*{PARTIAL_SUFFIX}"))
+        entries = list(os.scandir(folder))
     except OSError:
         return removed
-    for candidate in candidates:
-        middle = candidate.name[len(partial_name(path)):-len(PARTIAL_SUFFIX)]
-        pid_text = middle.split("-", 1)[0]
-        if not pid_text.isdigit() or _alive(int(pid_text)):
+    for entry in entries:
+        match = _PARTIAL.fullmatch(entry.name)
+        if not match or _alive(int(match.group(1))):
             continue
         try:
-            candidate.unlink()
-            removed.append(candidate)
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
         except OSError:
             pass  # not ours to fight over; it stays hidden and ignored
     return removed
+
+
+def _clean_once(folder: Path) -> None:
+    """Remove stale leftovers the first time this process writes into ``folder`` (a batch of
+    thousands of files scans its folder once, not once a file)."""
+    key = os.path.abspath(folder)
+    with _umask_lock:
+        if key in _cleaned:
+            return
+        _cleaned.add(key)
+    remove_stale_partials(folder)
 
 
 def _alive(pid: int) -> bool:
@@ -132,7 +149,7 @@ def write_atomically(path: str | os.PathLike, writer: Callable[[str], None], *,
     if path.exists() and not overwrite:
         raise OutputError(f"{path} already exists (refusing to overwrite it)")
     ensure_folder(path.parent)
-    remove_stale_partials(path)
+    _clean_once(path.parent)
     tmp = path.parent / f"{partial_name(path)}{os.getpid()}-{secrets.token_hex(4)}{PARTIAL_SUFFIX}"
     try:
         handle = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -144,7 +161,7 @@ def write_atomically(path: str | os.PathLike, writer: Callable[[str], None], *,
         with open(tmp, "rb+") as done:
             os.fsync(done.fileno())
         try:
-            mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask()
+            mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
         except OSError:
             mode = 0o666 & ~_umask()
         os.chmod(tmp, mode)

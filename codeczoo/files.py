@@ -270,7 +270,8 @@ def derivation_text(header) -> str:
 
 
 def decompressed_output_problem(job: Job) -> str | None:
-    """``None`` if ``job.target`` is the finished image of bitstream ``job.source``, else why not."""
+    """``None`` if ``job.target`` is the finished image of bitstream ``job.source``, else why
+    not."""
     from .bitstream import read_header
     from .io import read_image
 

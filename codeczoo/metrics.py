@@ -176,7 +176,8 @@ def _check_counts(num_bytes: int, pixels: int) -> None:
     if int(pixels) <= 0:
         raise ImageFormatError(f"a compression ratio needs a positive pixel count, got {pixels}")
     if int(num_bytes) < 0:
-        raise ImageFormatError(f"a compression ratio needs a non-negative byte count, got {num_bytes}")
+        raise ImageFormatError(
+            f"a compression ratio needs a non-negative byte count, got {num_bytes}")
 
 
 def json_safe(value: Any) -> Any:

@@ -44,12 +44,12 @@ def test_refusals_and_permissions(tmp_path):
 
 
 def test_leftovers_of_dead_writers_are_removed_live_ones_kept(tmp_path):
-    target = tmp_path / "x.czoo"
-    dead = tmp_path / ".x.czoo.999999999-0a0b.partial"  # no such process
-    live = tmp_path / f".x.czoo.{os.getpid()}-0c0d.partial"  # this process: a write in flight
-    other = tmp_path / ".y.czoo.999999999-0e0f.partial"  # another target's: not ours to judge
-    for path in (dead, live, other):
+    dead = tmp_path / ".x.czoo.999999999-0a0b0c0d.partial"  # no such process
+    dead_other = tmp_path / ".y.png.999999998-0e0f0a0b.partial"
+    live = tmp_path / f".x.czoo.{os.getpid()}-0c0d0e0f.partial"  # this process: a write in flight
+    unknown = tmp_path / ".notes.partial"  # not named by codeczoo: not ours to remove
+    for path in (dead, dead_other, live, unknown):
         path.write_bytes(b"half")
-    assert remove_stale_partials(target) == [dead]
-    write_bytes(target, b"done")
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, "x.czoo"])
+    assert sorted(remove_stale_partials(tmp_path)) == sorted([dead, dead_other])
+    write_bytes(tmp_path / "x.czoo", b"done")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, unknown.name, "x.czoo"])

@@ -56,7 +56,8 @@ def read_siz(codestream: bytes) -> SizMarker:
     (lsiz, _rsiz, xsiz, ysiz, xosiz, yosiz, xtsiz, ytsiz, xtosiz, ytosiz,
      csiz) = _SIZ_FIXED.unpack_from(data, 4)
     if csiz < 1 or lsiz != 38 + 3 * csiz or len(codestream) < 4 + lsiz:
-        raise BitstreamError(f"JPEG 2000 SIZ marker is malformed (length {lsiz}, {csiz} components)")
+        raise BitstreamError(
+            f"JPEG 2000 SIZ marker is malformed (length {lsiz}, {csiz} components)")
     if not (xosiz < xsiz and yosiz < ysiz and xtsiz > 0 and ytsiz > 0
             and xtosiz <= xosiz and ytosiz <= yosiz
             and xtsiz + xtosiz > xosiz and ytsiz + ytosiz > yosiz):

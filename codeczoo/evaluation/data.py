@@ -76,7 +76,8 @@ def as_sample(item, index: int = 0) -> Sample:
         if item.dtype.itemsize > 1:
             raise ImageFormatError(
                 f"image {index}: a bare {item.dtype} array does not say how many bits are "
-                "significant: pass Sample(name, pixels, bits_stored) or codeczoo.io.read_image(path)")
+                "significant: pass Sample(name, pixels, bits_stored) or "
+                "codeczoo.io.read_image(path)")
         return Sample(f"image-{index}", item, 8)
     if hasattr(item, "pixels") and hasattr(item, "bits_stored"):
         name = getattr(item, "name", None) or str(getattr(item, "path", "") or f"image-{index}")

@@ -68,7 +68,8 @@ def read_dicom(path: str | os.PathLike, *, force: bool = False) -> XrayImage:
             ds = pydicom.dcmread(path, force=force)
     except Exception as exc:  # pydicom raises many types for a malformed file
         raise ImageFormatError(
-            f"{path}: not a readable DICOM file ({type(exc).__name__}: {one_line(str(exc))})") from None
+            f"{path}: not a readable DICOM file ({type(exc).__name__}: {one_line(str(exc))})"
+        ) from None
     if "PixelData" not in ds:
         raise ImageFormatError(
             f"{path}: DICOM has no (complete) pixel data: not an image, or the file is truncated")
@@ -146,7 +147,9 @@ def _check_method(method: str) -> str:
 def _derivation(ds, text: str) -> str:
     combined = "; ".join(t for t in (str(ds.get("DerivationDescription", "") or "").strip(),
                                      text.strip()) if t)
-    return combined if len(combined) <= _MAX_DERIVATION else "..." + combined[-(_MAX_DERIVATION - 3):]
+    if len(combined) <= _MAX_DERIVATION:
+        return combined
+    return "..." + combined[-(_MAX_DERIVATION - 3):]  # keep the latest steps
 
 
 def _format_ratio(ratio: float) -> str:

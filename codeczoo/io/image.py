@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from .. import intensity
-from ..atomic import _umask  # noqa: F401  (training/export.py imports it from here until it uses codeczoo.atomic)
+# training/export.py imports _umask from here until it writes through codeczoo.atomic
+from ..atomic import _umask  # noqa: F401
 from ..errors import ImageFormatError
 from ..intensity import ImageSpec
 
