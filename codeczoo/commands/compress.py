@@ -33,6 +33,7 @@ def run(args) -> int:
     from ..files import (BITSTREAM_SUFFIX, compress_file, compressed_output_problem, plan,
                          read_bitstream, report_failures, run_batch)
     from ..io import IMAGE_SUFFIXES
+    from ..metrics import bpp
     from ..registry import has_pretrained
 
     jobs = plan(args.inputs, args.output, IMAGE_SUFFIXES, BITSTREAM_SUFFIX)
@@ -57,7 +58,7 @@ def run(args) -> int:
     quality = codec.default_quality if args.quality is None else args.quality
     if report.done:
         print(f"{len(report.done)} file(s) compressed: {total_in} -> {total_out} bytes, "
-              f"{total_out * 8 / max(pixels, 1):.4f} bpp ({args.codec}, quality {quality})")
+              f"{bpp(total_out, pixels):.4f} bpp ({args.codec}, quality {quality})")
     if report.skipped:
         print(f"{len(report.skipped)} file(s) already done (finished outputs kept)")
     return report_failures(report)

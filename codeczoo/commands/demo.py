@@ -33,7 +33,7 @@ def demo_rows(images: list[Path], codec_names: list[str], folder: Path):
     from .. import decode, load
     from ..atomic import write_bytes
     from ..io import read_image
-    from ..metrics import psnr
+    from ..metrics import bpp, psnr
     from ..registry import has_pretrained
 
     for name in codec_names:
@@ -51,7 +51,7 @@ def demo_rows(images: list[Path], codec_names: list[str], folder: Path):
                 yield {
                     "image": path.name, "codec": name, "quality": quality,
                     "bits": image.bits_stored, "bytes": size,
-                    "bpp": size * 8 / image.pixels.size,
+                    "bpp": bpp(size, image.pixels),
                     "psnr": psnr(image.pixels, restored, image.bits_stored),
                     "exact": bool(np.array_equal(image.pixels, restored)),
                 }
@@ -60,13 +60,14 @@ def demo_rows(images: list[Path], codec_names: list[str], folder: Path):
 def run(args) -> int:
     import tempfile
 
+    from ..atomic import ensure_folder
     from ..evaluation.data import find_images
 
     images = find_images(args.images or SAMPLES)
     names = args.codecs.split(",") if args.codecs else available_codecs()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.output or tmp)
-        folder.mkdir(parents=True, exist_ok=True)
+        ensure_folder(folder)
         print(f"{'image':<20} {'codec':<34} {'q':>3} {'bits':>4} {'bytes':>7} {'bpp':>7} "
               f"{'PSNR dB':>8}")
         for row in demo_rows(images, names, folder):

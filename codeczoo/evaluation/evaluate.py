@@ -62,7 +62,7 @@ class Measurement:
     def as_result(self) -> dict[str, Any]:
         out = asdict(self)
         out["ms-ssim"] = out.pop("ms_ssim")
-        out["payload_bpp"] = self.payload_bytes * 8.0 / self.pixels
+        out["payload_bpp"] = metrics.bpp(self.payload_bytes, self.pixels)
         return out
 
 

@@ -180,7 +180,8 @@ class Row:
         return metrics.stored_bits_ratio(size, pixels, mean_bits)
 
     def payload_bpp(self) -> float:
-        return sum(m.payload_bytes * 8.0 for m in self.measurements) / sum(m.pixels for m in self.measurements)
+        return metrics.bpp(sum(m.payload_bytes for m in self.measurements),
+                           sum(m.pixels for m in self.measurements))
 
 
 def _jp2_sizes(codec, crops: list[Sample], quality: int | None, bpp: float | None) -> list[int]:
