@@ -176,7 +176,9 @@ def main(argv=None) -> int:
               f"{r['encode_s']:.2f} | {r['decode_s']:.2f} | {r['peak_rss_mib']:.0f} |"
               + (f" {r.get('peak_cuda_mib', 0):.0f} |" if cuda else ""))
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        from codeczoo.atomic import write_text
+
+        write_text(args.json, json.dumps(rows, indent=1), overwrite=True)
     return 0
 
 

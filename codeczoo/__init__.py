@@ -3,10 +3,13 @@
 Quick start::
 
     import codeczoo
+    from codeczoo.io import read_image
+
     codeczoo.list_codecs()
+    image = read_image("chest.dcm")     # stored integers, bits_stored, photometric
     codec = codeczoo.load("jpeg2000", quality=10)
-    data = codec.encode(image)          # bytes, self-describing
-    restored = codeczoo.decode(data)    # same shape and dtype as ``image``
+    data = codec.encode(image.pixels, bits_stored=image.bits_stored)  # bytes, self-describing
+    restored = codeczoo.decode(data)    # same shape and dtype as ``image.pixels``
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from .bitstream import Header, read_header
 from .cards import CodecCard, InputFormat, Paper, WeightsEntry
 from .codec import Codec
 from .errors import (BitstreamError, CodecMismatchError, CodeczooError, ImageFormatError,
-                     UnknownCodecError, WeightsError)
+                     OutputError, PixelLimitError, UnknownCodecError, WeightsError)
 from .registry import get_card, list_codecs, load, register_codec
 from . import classic as _classic  # noqa: F401  (registers the classical codecs)
 from . import models as _models  # noqa: F401  (registers the learned codecs)
@@ -54,6 +57,7 @@ def encode(image, codec: str = "jpeg2000", quality: int | None = None, *,
            allow_untrained: bool = False) -> bytes:
     """Compress ``image`` with the registered codec ``codec`` (its trained weights).
 
+    ``bits_stored`` is required for 16-bit arrays (``codeczoo.io.read_image`` returns it).
     A learned codec without trained weights is refused unless ``allow_untrained=True`` (see
     :func:`load_for_encoding`); for research on untrained models use
     ``codeczoo.load(name, pretrained=False).encode(...)``.
@@ -105,18 +109,25 @@ def decoder_for(header: Header, weights=None) -> Codec:
     return codec
 
 
-def decode(data: bytes, weights=None):
+def decode(data: bytes, weights=None, *, max_pixels: int | None = None):
     """Decompress any codeczoo bitstream; the codec and weights are read from its header
-    (``weights``: a safetensors file of your own, for bitstreams written with it)."""
+    (``weights``: a safetensors file of your own, for bitstreams written with it).
+
+    ``max_pixels`` overrides the pixel limit (``CODECZOO_MAX_PIXELS``, default 2**26 pixels),
+    checked before any codec is built.
+    """
     from .bitstream import unpack
+    from .limits import check_pixels
 
     header, payload = unpack(data)
-    return decoder_for(header, weights).decode_payload(header, payload)
+    check_pixels(header.spec.height + header.pad_bottom, header.spec.width + header.pad_right,
+                 max_pixels)
+    return decoder_for(header, weights).decode_payload(header, payload, max_pixels=max_pixels)
 
 
 __all__ = [
     "BitstreamError", "Codec", "CodecCard", "CodecMismatchError", "CodeczooError", "Header",
-    "ImageFormatError", "InputFormat", "Paper", "UnknownCodecError", "WeightsEntry",
-    "WeightsError", "decode", "decoder_for", "encode", "get_card", "list_codecs", "load",
-    "load_for_encoding", "read_header", "register_codec",
+    "ImageFormatError", "InputFormat", "OutputError", "Paper", "PixelLimitError",
+    "UnknownCodecError", "WeightsEntry", "WeightsError", "decode", "decoder_for", "encode",
+    "get_card", "list_codecs", "load", "load_for_encoding", "read_header", "register_codec",
 ]

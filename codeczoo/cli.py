@@ -2,8 +2,10 @@
 
 Each sub-command lives in its own module under :mod:`codeczoo.commands` with an
 ``add_parser(subparsers)`` function; this module only wires them together and turns every
-:class:`~codeczoo.errors.CodeczooError` into one line on stderr and exit code 1.
-``fit``, ``validate`` and ``test`` hand the rest of the command line to LightningCLI.
+:class:`~codeczoo.errors.CodeczooError` (and any operating-system error or lack of memory that
+reaches it) into one line on stderr and exit code 1. Without a sub-command it prints its help on
+stderr and exits 2, like any other usage error. ``fit``, ``validate`` and ``test`` hand the rest
+of the command line to LightningCLI.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import argparse
 import importlib
 import sys
 
-from .errors import CodeczooError
+from .errors import CodeczooError, one_line
 
 #: sub-command modules under codeczoo.commands, in the order ``--help`` lists them.
 COMMANDS = ("list", "info", "compress", "decompress", "demo", "eval", "bench", "paper_table",
@@ -50,11 +52,18 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):
-            parser.print_help()
-            return 0
+            parser.print_help(sys.stderr)
+            return 2
         return int(args.func(args) or 0)
     except CodeczooError as exc:
-        print(f"codeczoo: error: {exc}", file=sys.stderr)
+        print(f"codeczoo: error: {one_line(str(exc))}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # e.g. a folder that vanished mid-run: the system's reason, one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"codeczoo: error: {where}{one_line(exc.strerror or str(exc))}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("codeczoo: error: out of memory", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("codeczoo: interrupted", file=sys.stderr)

@@ -23,8 +23,9 @@ import numpy as np
 
 from . import bitstream, intensity
 from .bitstream import NO_WEIGHTS, Header
-from .errors import BitstreamError, CodecMismatchError, CodeczooError
+from .errors import BitstreamError, CodecMismatchError, CodeczooError, one_line
 from .intensity import ImageSpec
+from .limits import check_pixels
 
 
 class Codec:
@@ -47,6 +48,9 @@ class Codec:
             has ``encode_codes`` / ``decode_codes`` / ``max_iterations`` (training unrolls it).
         spatial_multiple: the networks' downsampling; crops for training and tests are
             multiples of it (1 for classic codecs).
+        dicom_method: DICOM's defined term for the codec's lossy method, Lossy Image Compression
+            Method (0028,2114), where DICOM defines one (JPEG 2000: ``ISO_15444_1``); ``None``
+            for codecs DICOM does not know (see :func:`codeczoo.io.lossy_method_for`).
     """
 
     codec_name: str = ""
@@ -59,6 +63,7 @@ class Codec:
     learned: ClassVar[bool] = False
     progressive: ClassVar[bool] = False
     spatial_multiple: int = 1
+    dicom_method: ClassVar[str | None] = None
 
     # -- what a codec implements -------------------------------------------------------------
     def encode_values(self, values: np.ndarray, spec: ImageSpec, quality: int
@@ -156,28 +161,37 @@ class Codec:
         if self.qualities and header.quality not in self.qualities:
             raise BitstreamError(f"header holds an invalid quality {header.quality}")
 
-    def decode_payload(self, header: Header, payload: bytes) -> np.ndarray:
-        """Decode an already parsed and verified container (see :func:`bitstream.unpack`)."""
+    def decode_payload(self, header: Header, payload: bytes, *, max_pixels: int | None = None
+                       ) -> np.ndarray:
+        """Decode an already parsed and verified container (see :func:`bitstream.unpack`);
+        images above the pixel limit (:mod:`codeczoo.limits`) are refused before any work."""
+        check_pixels(header.spec.height + header.pad_bottom, header.spec.width + header.pad_right,
+                     max_pixels)
         self.check_header(header)
         try:
             values = self.decode_values(payload, header)
         except CodeczooError:
             raise
         except Exception as exc:  # a payload the CRC passed but the codec cannot parse
-            raise BitstreamError(f"{header.codec} payload could not be decoded ({exc})") from exc
+            raise BitstreamError(
+                f"{header.codec} payload could not be decoded ({one_line(str(exc))})") from exc
         spec = header.spec
         if values.shape != (spec.height, spec.width):
             raise BitstreamError(
                 f"decoded {values.shape[0]}x{values.shape[1]}, header says {spec.height}x{spec.width}")
         return intensity.from_unsigned(values, spec)
 
-    def decode_with_header(self, data: bytes) -> tuple[np.ndarray, Header]:
+    def decode_with_header(self, data: bytes, *, max_pixels: int | None = None
+                           ) -> tuple[np.ndarray, Header]:
         header, payload = bitstream.unpack(data)
-        return self.decode_payload(header, payload), header
+        return self.decode_payload(header, payload, max_pixels=max_pixels), header
 
-    def decode(self, data: bytes) -> np.ndarray:
-        """Decompress a codeczoo bitstream back to the original shape and dtype."""
-        return self.decode_with_header(data)[0]
+    def decode(self, data: bytes, *, max_pixels: int | None = None) -> np.ndarray:
+        """Decompress a codeczoo bitstream back to the original shape and dtype.
+
+        ``max_pixels`` overrides the pixel limit (``CODECZOO_MAX_PIXELS``, default 2**26).
+        """
+        return self.decode_with_header(data, max_pixels=max_pixels)[0]
 
 
 def state_dict_hash(state_dict) -> bytes:

@@ -28,3 +28,21 @@ class WeightsError(CodeczooError):
 
 class UnknownCodecError(CodeczooError):
     """No codec of that name is registered."""
+
+
+class OutputError(CodeczooError):
+    """An output could not be written: existing file, read-only folder, full disk, ..."""
+
+
+class PixelLimitError(CodeczooError):
+    """A bitstream declares an image larger than the pixel limit (a decompression-bomb guard)."""
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: lines joined with ``"; "`` and runs of blanks collapsed.
+
+    Libraries below codeczoo (OpenJPEG through glymur, pydicom) report multi-line messages; the
+    command line promises one line per error.
+    """
+    lines = [" ".join(line.split()) for line in str(text).splitlines()]
+    return "; ".join(line for line in lines if line)

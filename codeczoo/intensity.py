@@ -60,8 +60,12 @@ def describe(image: np.ndarray, bits_stored: int | None = None,
              photometric: str = "MONOCHROME2") -> ImageSpec:
     """Validate ``image`` and return its :class:`ImageSpec`.
 
-    ``bits_stored`` defaults to the dtype's width (8 or 16). Raises :class:`ImageFormatError`
-    with one line for anything a codec cannot give back exactly.
+    ``bits_stored`` may be left out for 8-bit images only (it is then 8). A 16-bit array does
+    not say how many of its bits are significant (12-bit CR/DX data arrive as ``uint16``), and a
+    wrong guess costs a codec dearly (16 assumed for 12-bit data: 11 dB at the same rate for a
+    learned codec, a third more bytes for JPEG 2000), so it must be given; the readers of
+    :mod:`codeczoo.io` return it (``read_image(path).bits_stored``). Raises
+    :class:`ImageFormatError` with one line for anything a codec cannot give back exactly.
     """
     if not isinstance(image, np.ndarray):
         raise ImageFormatError(f"expected a NumPy array, got {type(image).__name__}")
@@ -78,8 +82,14 @@ def describe(image: np.ndarray, bits_stored: int | None = None,
             f"unsupported dtype {dtype}: codeczoo codes integer X-rays (uint8, uint16, int8, int16)")
     width_bits = image.dtype.itemsize * 8
     if bits_stored is None:
+        if width_bits > 8:
+            raise ImageFormatError(
+                f"a {dtype} image needs bits_stored (how many of its 16 bits are significant, "
+                "e.g. 12 for most CR/DX; codeczoo does not guess it): pass bits_stored=..., or "
+                "read the file with codeczoo.io.read_image, which returns it")
         bits_stored = width_bits
-    if not (MIN_BITS <= bits_stored <= width_bits):
+    if isinstance(bits_stored, bool) or not isinstance(bits_stored, (int, np.integer)) \
+            or not (MIN_BITS <= bits_stored <= width_bits):
         raise ImageFormatError(f"bits_stored={bits_stored} does not fit dtype {dtype}")
     if photometric not in PHOTOMETRICS:
         raise ImageFormatError(f"unsupported photometric interpretation {photometric!r}")

@@ -13,7 +13,11 @@ stored values, any bit depth from 1 to 16, signed or unsigned) and return a Pyth
   padding or changing the method, so numbers stay comparable with other papers.
 
 The rate metric :func:`bpp` is ``bytes * 8 / pixels of the original image``: always from real
-bytes (a whole bitstream), never from likelihoods.
+bytes (a whole bitstream), never from likelihoods. "Compression ratio" has two meanings here,
+each with its own function and name: :func:`stored_bits_ratio` (stored bits over coded bits) and
+:func:`dicom_lossy_ratio` (DICOM's (0028,2112), allocated bits over coded bits); the paper's ratio
+of Sushmit et al. counts latent elements and lives with the paper table
+(:func:`codeczoo.evaluation.paper_table.paper_ratio`).
 
 Signed images are offset to the unsigned working range ``[0, 2**bits - 1]`` first (as
 :mod:`codeczoo.intensity` does for codecs), which leaves PSNR unchanged and gives SSIM the
@@ -144,19 +148,36 @@ def bpp(num_bytes: int, pixels: int | np.ndarray | tuple[int, ...]) -> float:
     return int(num_bytes) * 8.0 / count
 
 
-def compression_ratio(num_bytes: int, pixels: int, bits_stored: int) -> float:
-    """Real compression ratio: original bits (``pixels * bits_stored``) over compressed bits."""
-    return pixels * bits_stored / (8.0 * num_bytes)
+def stored_bits_ratio(num_bytes: int, pixels: int, bits_stored: float) -> float:
+    """Compression ratio in stored bits: ``pixels * bits_stored / (8 * num_bytes)``.
+
+    The ratio of the information the image holds (``bits_stored`` significant bits a pixel, e.g.
+    12 for most CR/DX) to the bytes coded. It is what JPEG 2000's rate setting targets
+    (:mod:`codeczoo.classic.jpeg2000`), what ``codeczoo info`` prints and the paper table's "real
+    ratio" (over crops of several bit depths, ``bits_stored`` is their pixel-weighted mean).
+    Not the paper's ratio (latent elements,
+    :func:`codeczoo.evaluation.paper_table.paper_ratio`) nor DICOM's (:func:`dicom_lossy_ratio`).
+    """
+    _check_counts(num_bytes, pixels)
+    return int(pixels) * float(bits_stored) / (8.0 * max(1, int(num_bytes)))
 
 
-def all_metrics(original: np.ndarray, reconstructed: np.ndarray, bits_stored: int
-                ) -> dict[str, float | None]:
-    """``{"psnr", "ssim", "ms-ssim"}`` of one image pair (keys as in CompressAI's results)."""
-    return {
-        "psnr": psnr(original, reconstructed, bits_stored),
-        "ssim": ssim(original, reconstructed, bits_stored),
-        "ms-ssim": ms_ssim(original, reconstructed, bits_stored),
-    }
+def dicom_lossy_ratio(num_bytes: int, pixels: int, bits_allocated: int) -> float:
+    """DICOM's Lossy Image Compression Ratio (0028,2112): uncompressed pixel data over compressed.
+
+    The uncompressed size counts ``bits_allocated`` a pixel (16 for 12-bit data), as the Pixel
+    Data element would hold it, so for 12-bit images it is 16/12 of :func:`stored_bits_ratio`.
+    """
+    _check_counts(num_bytes, pixels)
+    return int(pixels) * int(bits_allocated) / (8.0 * max(1, int(num_bytes)))
+
+
+def _check_counts(num_bytes: int, pixels: int) -> None:
+    if int(pixels) <= 0:
+        raise ImageFormatError(f"a compression ratio needs a positive pixel count, got {pixels}")
+    if int(num_bytes) < 0:
+        raise ImageFormatError(
+            f"a compression ratio needs a non-negative byte count, got {num_bytes}")
 
 
 def json_safe(value: Any) -> Any:
@@ -199,5 +220,5 @@ def training_metrics(prefix: str = "", include_ms_ssim: bool = False) -> MetricC
     return MetricCollection(metrics, prefix=prefix or None)
 
 
-__all__ = ["all_metrics", "bpp", "compression_ratio", "json_safe", "ms_ssim", "ms_ssim_supported",
-           "psnr", "ssim", "training_metrics"]
+__all__ = ["bpp", "dicom_lossy_ratio", "json_safe", "ms_ssim", "ms_ssim_supported", "psnr", "ssim",
+           "stored_bits_ratio", "training_metrics"]

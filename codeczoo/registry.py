@@ -129,9 +129,9 @@ def _compressai_builder(name: str):
 
 
 def _first_sentence(cls: type) -> str:
-    doc = (inspect.getdoc(cls) or cls.__name__).strip()
-    paragraph = doc.split("\n\n")[0].replace("\n", " ")
-    return paragraph
+    """The first paragraph of the class docstring on one line: a whole sentence, never the first
+    line of one that wraps (a card's description)."""
+    return " ".join((inspect.getdoc(cls) or cls.__name__).split("\n\n")[0].split())
 
 
 def _has_parameters(cls: type) -> bool:

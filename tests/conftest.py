@@ -63,3 +63,18 @@ def cxr_train_images(cxr_dir):
 @pytest.fixture(scope="session")
 def dicom_files(dicom_dir):
     return sorted(dicom_dir.glob("*.dcm"))
+
+
+# -- committed synthetic fixtures (tests/fixtures, made by tests/fixtures/make_fixtures.py) -------
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def fixture_dir() -> Path:
+    """Tiny synthetic X-rays (PNG and DICOM, 8 to 16 bit) that ship with the tests."""
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def fixture_dicoms() -> list[Path]:
+    return sorted(FIXTURES.glob("*.dcm"))

@@ -52,11 +52,21 @@ def test_never_overwrites_without_force(sample_folder, tmp_path, capsys):
     target = tmp_path / "one.czoo"
     args = ["compress", str(sample_folder / "a.png"), "-o", str(target), "--quality", "20"]
     assert main(args) == 0
-    first = target.read_bytes()
-    assert main(args) == 1
-    assert "exists" in capsys.readouterr().err
+    first, stamp = target.read_bytes(), target.stat().st_mtime_ns
+    # the same command again: the finished output is kept, nothing is rewritten
+    assert main(args) == 0
+    assert "1 file(s) already done" in capsys.readouterr().out
+    assert target.read_bytes() == first and target.stat().st_mtime_ns == stamp
+    # other settings, or a file that is not this job's output: refused without --force
+    assert main(args[:-1] + ["10"]) == 1
+    assert "exists and was written with other settings" in capsys.readouterr().err
     assert target.read_bytes() == first
+    target.write_bytes(b"user data")
+    assert main(args) == 1
+    assert "is not a complete codeczoo bitstream" in capsys.readouterr().err
+    assert target.read_bytes() == b"user data"
     assert main(args + ["--force"]) == 0
+    assert target.read_bytes() == first
     # an output may never be the input itself
     assert main(["compress", str(sample_folder / "a.png"), "-o", str(sample_folder / "a.png"),
                  "--force"]) == 1
@@ -85,6 +95,7 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path, capsys, args, needle):
     assert len(lines) == 1 and needle in lines[0], err
 
 
+@pytest.mark.slow
 def test_module_entry_point_lists_codecs_and_errors_cleanly(tmp_path):
     result = run_cli("list")
     assert result.returncode == 0 and "jpeg2000" in result.stdout and not result.stderr

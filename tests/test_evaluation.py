@@ -177,6 +177,7 @@ def test_rd_plot_and_bench_table(j2k_result, tmp_path):
     assert "PSNR [dB] at matched bpp" in table and "| 0.5 bpp |" in table
 
 
+@pytest.mark.slow
 def test_bench_on_folder(crop_folder, tmp_path):
     report = bench.run_bench(crop_folder, ["jpeg2000"], tmp_path / "bench",
                              {"jpeg2000": [4, 16, 64]}, progress=False)

@@ -9,8 +9,9 @@ import pydicom
 import pytest
 from PIL import Image
 
-from codeczoo.errors import CodeczooError, ImageFormatError
-from codeczoo.io import XrayImage, compression_ratio, lossy_method_for, read_image, write_image
+from codeczoo.errors import CodeczooError, ImageFormatError, OutputError
+from codeczoo.io import XrayImage, lossy_method_for, read_image, write_image
+from codeczoo.metrics import dicom_lossy_ratio, stored_bits_ratio
 
 
 # -- DICOM: every real file loads, as its stored integers ----------------------------------------
@@ -80,8 +81,9 @@ def test_dicom_written_back_lossless_keeps_metadata_and_gets_new_uid(dicom_dir, 
 def test_dicom_written_back_lossy_records_ratio_and_method(dicom_dir, tmp_path):
     source = read_image(dicom_dir / "966_fixed.dcm")  # JPEG 2000 lossless source, 12 bits
     assert lossy_method_for("jpeg2000") == "ISO_15444_1"
-    ratio = compression_ratio(source, 425_600)
+    ratio = dicom_lossy_ratio(425_600, source.pixels.size, 16)  # 12 bits stored in 16 allocated
     assert ratio == pytest.approx(source.pixels.size * 2 / 425_600)
+    assert ratio == pytest.approx(stored_bits_ratio(425_600, source.pixels.size, 12) * 16 / 12)
     out = write_image(tmp_path / "lossy.dcm", source.pixels, source=source, lossy=True,
                       ratio=ratio, method="ISO_15444_1")
     written = pydicom.dcmread(out)
@@ -99,27 +101,35 @@ def test_lossy_history_is_appended_not_replaced(dicom_dir, tmp_path):
     source = read_image(dicom_dir / "txv_rsna_cxr_8bit.dcm")  # already JPEG-baseline lossy
     assert source.dataset.LossyImageCompression == "01"
     out = write_image(tmp_path / "again.dcm", source, lossy=True, ratio=8,
-                      method=lossy_method_for("sushmit2019"))
+                      method=lossy_method_for("sushmit2019-rnnconv"), derivation="step two")
     written = pydicom.dcmread(out)
     methods = list(written.LossyImageCompressionMethod)
-    assert methods[0] == "ISO_10918_1" and methods[-1] == "SUSHMIT2019"
+    assert methods[0] == "ISO_10918_1" and methods[-1] == "CODECZOO"
+    assert written.DerivationDescription.endswith("step two")
     # and a lossless write of an already lossy image still says "01"
     out2 = write_image(tmp_path / "lossless.dcm", source)
     assert pydicom.dcmread(out2).LossyImageCompression == "01"
 
 
-def test_dataset_restored_from_bytes_and_method_as_code_string(dicom_dir, tmp_path):
-    """The path ``codeczoo decompress`` takes: a data set from the container's metadata bytes."""
+def test_dataset_restored_from_bytes_and_method_checked(dicom_dir, tmp_path):
+    """The path ``codeczoo decompress`` takes: a data set from the container's metadata bytes.
+
+    A method that is not a DICOM code string is refused, never cut to 16 characters."""
     import io
 
     source = read_image(dicom_dir / "RG2_JLSL.dcm")
     buffer = io.BytesIO()
     pydicom.dcmwrite(buffer, source.dataset, enforce_file_format=False)
     restored = pydicom.dcmread(io.BytesIO(buffer.getvalue()), force=True)
+    for bad in ("codeczoo jpeg-2000 x", "TODERICI2017_LSTM_ONESHOT", ""):
+        with pytest.raises(ImageFormatError, match="code string|ratio and method"):
+            write_image(tmp_path / "r.dcm", source.pixels, dataset=restored, lossy=True,
+                        ratio=12.5, method=bad)
+    assert not any(tmp_path.iterdir())
     out = write_image(tmp_path / "r.dcm", source.pixels, dataset=restored, lossy=True, ratio=12.5,
-                      method="codeczoo jpeg-2000 x")
+                      method="ISO_15444_1")
     written = pydicom.dcmread(out)
-    assert written.LossyImageCompressionMethod == "CODECZOO JPEG_20"
+    assert written.LossyImageCompressionMethod == "ISO_15444_1"
     assert written.LossyImageCompressionRatio == 12.5
     assert written.file_meta.MediaStorageSOPClassUID == source.dataset.SOPClassUID
     assert written.SeriesInstanceUID == source.dataset.SeriesInstanceUID
@@ -209,7 +219,7 @@ def test_la_png_accepted_only_when_opaque(cxr_val_images, tmp_path):
 def test_never_overwrites(tmp_path):
     target = tmp_path / "keep.png"
     target.write_bytes(b"precious")
-    with pytest.raises(ImageFormatError, match="already exists"):
+    with pytest.raises(OutputError, match="already exists"):
         write_image(target, np.zeros((4, 4), np.uint8))
     assert target.read_bytes() == b"precious"
     write_image(target, np.zeros((4, 4), np.uint8), overwrite=True)

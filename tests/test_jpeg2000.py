@@ -75,6 +75,7 @@ def report(record_property):
         print(f"{name:34s} {bits:4d} {lbpp:13.3f} {bpp:8.3f} {ratio:7.2f} {value:9.2f}")
 
 
+@pytest.mark.slow
 def test_every_val_png_round_trips(codec, cxr_val_images, tmp_path, report):
     assert len(cxr_val_images) >= 20
     for path in cxr_val_images:
@@ -86,6 +87,7 @@ def test_some_train_pngs_round_trip(codec, cxr_train_images, tmp_path, report):
         _round_trip(codec, read_image(path), tmp_path, report)
 
 
+@pytest.mark.slow
 def test_every_dicom_round_trips(codec, dicom_files, tmp_path, report):
     assert len(dicom_files) >= 6
     for path in dicom_files:
@@ -210,6 +212,7 @@ def test_tensor_layer(cxr_val_images):
 
 # -- the OpenJPEG library: found without writing anything ---------------------------------------
 
+@pytest.mark.slow
 def test_openjpeg_located_without_writing_to_home(tmp_path):
     """In a fresh process with an empty HOME: a bad explicit path gives the fix, then Pillow's copy
     (or a system library) is used, and neither HOME nor XDG_CONFIG_HOME is touched."""

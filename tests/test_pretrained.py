@@ -43,6 +43,7 @@ def test_weights_entry_describes_the_weights(name):
     assert steps == sorted(steps)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PRETRAINED)
 def test_pretrained_codec_beats_its_untrained_self(name, cxr_val_images):
     """A crop of a validation X-ray at 4 iterations: trained weights must reconstruct it far

@@ -36,12 +36,14 @@ import numpy as np
 import torch
 
 from .. import intensity
+from ..atomic import write_bytes
 from ..bitstream import Header
 from ..codec import Codec
-from ..errors import BitstreamError, CodeczooError
+from ..errors import BitstreamError, CodeczooError, one_line
 from ..intensity import ImageSpec
 from ..cards import CodecCard, Paper
 from ..registry import register_codec
+from .codestream import EOC, check_codestream
 from .openjpeg import ensure_openjpeg
 
 MAX_RATIO = 1000
@@ -77,27 +79,53 @@ def _write_codestream(path: str, values: np.ndarray, bits_stored: int, ratio: fl
             warnings.simplefilter("ignore")  # encoder chatter; the decode below is checked
             glymur.Jp2k(path, data=data, **kwargs)
     except Exception as exc:
-        raise CodeczooError(f"JPEG 2000 encoding failed ({type(exc).__name__}: {exc})") from exc
+        raise CodeczooError(
+            f"JPEG 2000 encoding failed ({type(exc).__name__}: {one_line(str(exc))})") from exc
+    # OpenJPEG does not report failed writes (a full disk, a file size limit): it leaves a
+    # truncated file and returns. A codestream always ends with EOC (FF D9), which byte
+    # stuffing keeps out of the coded data, so a file without it was cut short.
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 2))
+            tail = handle.read(2)
+    except OSError as exc:
+        raise CodeczooError(f"JPEG 2000 encoding failed ({exc.strerror})") from None
+    if tail != EOC:
+        raise CodeczooError(
+            f"JPEG 2000 encoding failed: OpenJPEG wrote an incomplete codestream ({size} bytes, "
+            f"no EOC marker); is the disk of {os.path.dirname(path) or '.'} full?")
 
 
-def _read_codestream(payload: bytes) -> np.ndarray:
-    """Decode a bare codestream; any OpenJPEG error or warning is a :class:`BitstreamError`."""
+def _read_codestream(payload: bytes, height: int, width: int, precision: int) -> np.ndarray:
+    """Decode a bare codestream; any OpenJPEG error or warning is a :class:`BitstreamError`.
+
+    The SIZ marker is checked against the expected size and sample precision first
+    (:func:`~codeczoo.classic.codestream.check_codestream`), so OpenJPEG never allocates for a
+    size the caller did not expect.
+    """
     import glymur
 
+    check_codestream(payload, height, width, precision)
     with tempfile.TemporaryDirectory(prefix="codeczoo-j2k-") as tmp:
         path = os.path.join(tmp, "payload.j2c")
-        with open(path, "wb") as handle:
-            handle.write(payload)
+        try:
+            with open(path, "wb") as handle:
+                handle.write(payload)
+        except OSError as exc:  # not the payload's fault: say what failed
+            raise CodeczooError(
+                f"cannot write OpenJPEG's temporary input in {tmp}: {exc.strerror}") from None
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
                 values = glymur.Jp2k(path)[:]
             except Exception as exc:
-                raise BitstreamError(f"JPEG 2000 payload could not be decoded ({exc})") from None
+                raise BitstreamError(
+                    f"JPEG 2000 payload could not be decoded ({one_line(str(exc))})") from None
     problems = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     if problems:
-        first = problems[0].strip().splitlines()[0]
-        raise BitstreamError(f"JPEG 2000 payload is damaged (OpenJPEG: {first})")
+        raise BitstreamError(f"JPEG 2000 payload is damaged (OpenJPEG: {one_line(problems[0])})")
     if values.ndim != 2:
         raise BitstreamError(f"JPEG 2000 payload holds {values.shape[-1]} components, expected 1")
     return values
@@ -135,6 +163,8 @@ class Jpeg2000(Codec):
     #: ratios the evaluation tools sweep by default (1 = lossless; 2, 4, 8 as in the paper).
     eval_qualities = (1, 2, 4, 8, 10, 16, 32, 64)
     demo_qualities = (1, 10, 40)  # lossless, a diagnostic-grade ratio, an aggressive one
+    #: DICOM's defined term for JPEG 2000 lossy compression (PS3.3 C.7.6.1.1.5.1).
+    dicom_method = "ISO_15444_1"
 
     def __init__(self, bpp: float | None = None, numres: int = 6, bits: int = 8):
         if not 1 <= numres <= 32:
@@ -165,7 +195,11 @@ class Jpeg2000(Codec):
             return Path(path).read_bytes(), (0, 0)
 
     def decode_values(self, payload: bytes, header: Header) -> np.ndarray:
-        values = _read_codestream(payload)
+        spec = header.spec
+        if header.pad_bottom or header.pad_right:
+            raise BitstreamError("header records padding; codeczoo's JPEG 2000 payload has none")
+        values = _read_codestream(payload, spec.height, spec.width,
+                                  container_precision(spec.bits_stored))
         return values.astype(np.uint16, copy=False)
 
     def _resolve_bpp(self, quality: int | None, bpp: float | None) -> float | None:
@@ -224,10 +258,10 @@ class Jpeg2000(Codec):
         bpp = self._resolve_bpp(quality, bpp)
         with self._bpp_target(bpp, spec.bits_stored) as bpp_quality:
             ratio = self._ratio(spec, self.check_quality(quality if bpp is None else bpp_quality))
-            with tempfile.TemporaryDirectory(prefix="codeczoo-jp2-", dir=path.parent) as tmp:
-                partial = os.path.join(tmp, "partial.jp2")
-                _write_codestream(partial, values, spec.bits_stored, ratio, self.numres)
-                os.replace(partial, path)
+            with tempfile.TemporaryDirectory(prefix="codeczoo-jp2-") as tmp:
+                encoded = os.path.join(tmp, "image.jp2")  # glymur picks the format by suffix
+                _write_codestream(encoded, values, spec.bits_stored, ratio, self.numres)
+                write_bytes(path, Path(encoded).read_bytes(), overwrite=overwrite)
         return path.stat().st_size
 
     # -- the CompressAI-style tensor layer -----------------------------------------------------
@@ -251,10 +285,9 @@ class Jpeg2000(Codec):
     def decompress(self, strings, shape) -> dict:
         """Inverse of :meth:`compress`: ``{"x_hat": (B, 1, H, W)}`` float in [0, 1]."""
         items = []
+        height, width = (int(v) for v in shape)
         for payload in strings[0]:
-            values = _read_codestream(payload)
-            if values.shape != tuple(shape):
-                raise BitstreamError(f"codestream is {values.shape}, expected {tuple(shape)}")
+            values = _read_codestream(payload, height, width, container_precision(self.bits))
             values = np.minimum(values.astype(np.uint16), (1 << self.bits) - 1)
             items.append(intensity.to_unit(values, self.bits)[0])
         return {"x_hat": torch.stack(items)}

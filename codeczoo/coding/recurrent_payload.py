@@ -53,6 +53,42 @@ LAYOUTS = (LAYOUT_SINGLE | POSITION_MAJOR, LAYOUT_PER_TILE | POSITION_MAJOR,
            LAYOUT_SINGLE, LAYOUT_PER_TILE)  # the encoder's candidates, in order of preference
 GZIP = GzipStage()
 
+#: largest tile edge a decoder accepts beyond its own ``tile_size``: a decoder's memory grows
+#: with the area of the tiles it decodes, so a payload may not choose it freely.
+MAX_DECODE_TILE = 1024
+#: DEFLATE's largest expansion (zlib: 1032:1, a 258-byte match per 2 bits).
+DEFLATE_MAX_RATIO = 1032
+
+
+def check_declared_size(header: Header, tile: int, downsampling: int, own_tile: int) -> None:
+    """Decompression-bomb checks of a recurrent payload, before anything is inflated or decoded.
+
+    The padding must be exactly what the encoder adds (to the next multiple of
+    ``downsampling``), and a tile may not exceed ``max(own_tile, MAX_DECODE_TILE)`` pixels a side
+    within the padded image (decode a payload with larger tiles with a codec built with
+    ``tile_size`` at least that large). The image size itself is bounded by the pixel limit
+    (:mod:`codeczoo.limits`) before this runs.
+    """
+    spec = header.spec
+    pads = ((-spec.height) % downsampling, (-spec.width) % downsampling)
+    if (header.pad_bottom, header.pad_right) != pads:
+        raise BitstreamError(
+            f"header records padding {header.pad_bottom}x{header.pad_right}, this codec pads a "
+            f"{spec.height}x{spec.width} image by {pads[0]}x{pads[1]}")
+    largest = max(own_tile, MAX_DECODE_TILE)
+    edge = max(min(tile, spec.height + pads[0]), min(tile, spec.width + pads[1]))
+    if edge > largest:
+        raise BitstreamError(
+            f"payload tiles of {tile} px exceed this decoder's {largest} px: decode it with a "
+            f"codec loaded with tile_size={tile}")
+
+
+def check_code_bytes(expected: int, available: int) -> None:
+    """Refuse a payload of ``available`` bytes that DEFLATE cannot inflate to ``expected``."""
+    if expected > DEFLATE_MAX_RATIO * available + DEFLATE_MAX_RATIO:
+        raise BitstreamError(
+            f"payload of {available} bytes cannot hold the {expected} code bytes its size declares")
+
 
 class RecurrentNetwork(Protocol):
     """What this format needs of a network (:class:`~codeczoo.models.base.RecurrentBinaryCodec`)."""
@@ -170,11 +206,13 @@ def _split_codes(model: RecurrentNetwork, payload: bytes, header: Header):
         raise BitstreamError(f"padded size {ph}x{pw} / tile {tile} do not fit downsampling {ds}")
     if (rows, cols) != grid_shape(ph, pw, tile):
         raise BitstreamError(f"tile grid {rows}x{cols} does not fit a {ph}x{pw} image")
+    check_declared_size(header, tile, ds, model.tile_size)
     if layout not in LAYOUTS or (header.codec_version == "1" and layout & POSITION_MAJOR):
         raise BitstreamError(f"unknown payload layout {layout}")
     tiles = tile_grid(ph, pw, tile)
     nbytes = [(t * model.code_channels * (h // ds) * (w // ds) + 7) // 8 for _, _, h, w in tiles]
     body = payload[_HEAD.size:]
+    check_code_bytes(sum(nbytes), len(body))
     if not layout & LAYOUT_PER_TILE:
         raw = GZIP.decompress(body, max_length=sum(nbytes))
         if len(raw) != sum(nbytes):

@@ -1,4 +1,9 @@
-"""``codeczoo compress IN... -o OUT``: image files or folders to .czoo bitstreams."""
+"""``codeczoo compress IN... -o OUT``: image files or folders to .czoo bitstreams.
+
+A folder is processed file by file: a file that fails is reported at the end with its reason
+and the others are done (exit 1 if any failed). Rerunning the same command skips the outputs
+already finished (see :mod:`codeczoo.files`), so only what failed is retried, without ``--force``.
+"""
 
 from __future__ import annotations
 
@@ -17,27 +22,43 @@ def add_parser(subparsers) -> None:
                         help="allow a learned codec without trained weights (seeded random "
                              "weights: the files decode to noise, and only with this codeczoo "
                              "and torch version); for pipeline tests only")
-    options.add_force(parser, "existing outputs")
+    options.add_force(parser, "existing outputs (finished outputs of the same inputs and "
+                              "settings are skipped without it)")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
     from .. import load_for_encoding
+    from ..atomic import write_bytes
     from ..bitstream import read_header
-    from ..files import BITSTREAM_SUFFIX, IMAGE_SUFFIXES, compress_file, plan, write_bytes
+    from ..errors import CodeczooError
+    from ..files import (BITSTREAM_SUFFIX, compress_file, compressed_output_problem, plan,
+                         read_bitstream, report_failures, run_batch)
+    from ..io import IMAGE_SUFFIXES
+    from ..metrics import bpp
 
     codec = load_for_encoding(args.codec, args.quality, allow_untrained=args.untrained_weights)
-    jobs = plan(args.inputs, args.output, IMAGE_SUFFIXES, BITSTREAM_SUFFIX, args.force)
+    jobs = plan(args.inputs, args.output, IMAGE_SUFFIXES, BITSTREAM_SUFFIX)
+    if len(jobs) == 1 and jobs[0].target.suffix.lower() in IMAGE_SUFFIXES:
+        raise CodeczooError(
+            f"output {jobs[0].target} has an image file's suffix, but compress writes a codeczoo "
+            f"bitstream: name it {jobs[0].target.with_suffix(BITSTREAM_SUFFIX).name}")
+
+    def work(job) -> None:
+        write_bytes(job.target, compress_file(job.source, codec, args.quality), overwrite=True)
+
+    report = run_batch(jobs, work, lambda job: compressed_output_problem(job, codec, args.quality),
+                       args.force, desc=f"compress ({args.codec})")
     total_in = total_out = pixels = 0
-    for job in tqdm(jobs, desc=f"compress ({args.codec})", unit="img", disable=len(jobs) < 2):
-        data = compress_file(job.source, codec, args.quality)
-        write_bytes(job.target, data)
+    for job in report.done:
+        data = read_bitstream(job.target)
         pixels += read_header(data).spec.pixels
         total_in += job.source.stat().st_size
         total_out += len(data)
     quality = codec.default_quality if args.quality is None else args.quality
-    print(f"{len(jobs)} file(s): {total_in} -> {total_out} bytes, "
-          f"{total_out * 8 / max(pixels, 1):.4f} bpp ({args.codec}, quality {quality})")
-    return 0
+    if report.done:
+        print(f"{len(report.done)} file(s) compressed: {total_in} -> {total_out} bytes, "
+              f"{bpp(total_out, pixels):.4f} bpp ({args.codec}, quality {quality})")
+    if report.skipped:
+        print(f"{len(report.skipped)} file(s) already done (finished outputs kept)")
+    return report_failures(report)

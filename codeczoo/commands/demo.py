@@ -31,8 +31,9 @@ def demo_rows(images: list[Path], codec_names: list[str], folder: Path):
     import numpy as np
 
     from .. import decode, load_for_encoding
+    from ..atomic import write_bytes
     from ..io import read_image
-    from ..metrics import psnr
+    from ..metrics import bpp, psnr
 
     for name in codec_names:
         codec = load_for_encoding(name)
@@ -43,13 +44,13 @@ def demo_rows(images: list[Path], codec_names: list[str], folder: Path):
                 data = codec.encode(image.pixels, quality, bits_stored=image.bits_stored,
                                     photometric=image.photometric)
                 target = folder / f"{path.stem}.{name}.q{quality}.czoo"
-                target.write_bytes(data)
+                write_bytes(target, data, overwrite=True)
                 size = target.stat().st_size
                 restored = decode(target.read_bytes())
                 yield {
                     "image": path.name, "codec": name, "quality": quality,
                     "bits": image.bits_stored, "bytes": size,
-                    "bpp": size * 8 / image.pixels.size,
+                    "bpp": bpp(size, image.pixels),
                     "psnr": psnr(image.pixels, restored, image.bits_stored),
                     "exact": bool(np.array_equal(image.pixels, restored)),
                 }
@@ -58,16 +59,14 @@ def demo_rows(images: list[Path], codec_names: list[str], folder: Path):
 def run(args) -> int:
     import tempfile
 
-    from ..errors import CodeczooError
+    from ..atomic import ensure_folder
+    from ..evaluation.data import find_images
 
-    images = [Path(p) for p in args.images] or sorted(SAMPLES.glob("*.png"))
-    for path in images:
-        if not path.is_file():
-            raise CodeczooError(f"image not found: {path}")
+    images = find_images(args.images or SAMPLES)
     names = args.codecs.split(",") if args.codecs else available_codecs()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.output or tmp)
-        folder.mkdir(parents=True, exist_ok=True)
+        ensure_folder(folder)
         print(f"{'image':<20} {'codec':<34} {'q':>3} {'bits':>4} {'bytes':>7} {'bpp':>7} "
               f"{'PSNR dB':>8}")
         for row in demo_rows(images, names, folder):

@@ -15,6 +15,7 @@ def add_parser(subparsers) -> None:
 def describe_file(path: Path) -> dict:
     from ..bitstream import read_header
     from ..errors import CodeczooError
+    from ..metrics import bpp, stored_bits_ratio
 
     try:
         data = path.read_bytes()
@@ -29,8 +30,8 @@ def describe_file(path: Path) -> dict:
         "dtype": spec.dtype, "bits_stored": spec.bits_stored, "photometric": spec.photometric,
         "padding": [header.pad_bottom, header.pad_right], "payload_bytes": header.payload_length,
         "metadata": header.metadata_kind, "metadata_bytes": len(header.metadata),
-        "bpp": len(data) * 8 / spec.pixels,
-        "compression_ratio": spec.pixels * spec.bits_stored / (len(data) * 8),
+        "bpp": bpp(len(data), spec.pixels),
+        "stored_bits_ratio": stored_bits_ratio(len(data), spec.pixels, spec.bits_stored),
     }
 
 

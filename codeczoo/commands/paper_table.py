@@ -59,8 +59,9 @@ def run(args) -> int:
         command="codeczoo " + shlex.join(["paper-table", *sys.argv[2:]])
         if sys.argv[1:2] == ["paper-table"] else None)
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(table)
+        from ..atomic import write_text
+
+        write_text(args.output, table, overwrite=True)
         print(f"table written to {args.output}")
     else:
         print(table)

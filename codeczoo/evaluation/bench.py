@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .. import __version__
+from ..atomic import ensure_folder, write_text
 from ..errors import CodeczooError
 from ..registry import codec_class, list_codecs
 from .bdrate import BDRateError, bd_rate, ms_ssim_db, overlap, quality_at_rates
@@ -205,7 +206,7 @@ def run_bench(data=None, codecs: Sequence[str] | None = None, output_dir: str | 
     out = Path(output_dir)
     if out.exists() and not out.is_dir():
         raise CodeczooError(f"output {out} is a file, not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_folder(out)
     qualities = qualities or {}
     unknown = set(qualities) - set(names)
     if unknown:
@@ -230,11 +231,11 @@ def run_bench(data=None, codecs: Sequence[str] | None = None, output_dir: str | 
           if name != ANCHOR}
     command = command or f"codeczoo bench {data if data is not None else ''} --codecs {','.join(names)}"
     table = markdown_table(results, bd, command, source, method)
-    (out / "table.md").write_text(table)
-    (out / "bd_rates.json").write_text(json.dumps(
+    write_text(out / "table.md", table, overwrite=True)
+    write_text(out / "bd_rates.json", json.dumps(
         {"anchor": ANCHOR, "method": method, "bd_rate_percent": bd,
          "psnr_at_bpp": {"bpp": list(MATCHED_RATES), **psnr_at_rates(results)}},
-        indent=2) + "\n")
+        indent=2) + "\n", overwrite=True)
     files += [out / "table.md", out / "bd_rates.json"]
     files.append(rd_plot(list(results.values()), out / "rd.png",
                          title=f"Rate–distortion on {Path(source).name if data is not None else 'bundled samples'}"))

@@ -17,9 +17,6 @@ import numpy as np
 from ..errors import CodeczooError, ImageFormatError
 from ..io.image import XrayImage
 
-#: file types the evaluation reads (those of :mod:`codeczoo.io`).
-EVAL_SUFFIXES = (".png", ".dcm", ".dicom", ".npy", ".jpg", ".jpeg")
-
 
 @dataclass(frozen=True)
 class Sample:
@@ -44,37 +41,18 @@ def find_images(data: str | Path | Sequence[str | Path] | None, recursive: bool 
                 limit: int | None = None) -> list[Path]:
     """Image files of ``data``: a folder, one file, or a list of both; ``None`` = bundled samples.
 
-    Folders are searched recursively unless ``recursive=False``; files are sorted so runs are
-    reproducible; ``limit`` keeps the first ``limit``. Raises :class:`CodeczooError` for a missing
-    path, a folder without images or an unsupported file type.
+    Expanded by :func:`codeczoo.io.find_files` (folders recursively unless ``recursive=False``,
+    sorted, hidden files skipped); ``limit`` keeps the first ``limit``. Raises
+    :class:`CodeczooError` for a missing path or a folder without images.
     """
+    from ..io import find_files
+
     if data is None:
         data = samples_dir()
-    items = [data] if isinstance(data, (str, Path)) else list(data)
-    if not items:
-        raise CodeczooError("no data given")
-    found: list[Path] = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir():
-            pattern = path.rglob("*") if recursive else path.glob("*")
-            files = sorted(p for p in pattern if p.is_file() and p.suffix.lower() in EVAL_SUFFIXES)
-            if not files:
-                raise CodeczooError(
-                    f"no images ({', '.join(EVAL_SUFFIXES)}) in folder {path}"
-                    + ("" if recursive else " (not searched recursively)"))
-            found += files
-        elif path.is_file():
-            if path.suffix.lower() not in EVAL_SUFFIXES:
-                raise CodeczooError(f"{path}: not an image file this tool reads ({path.suffix or 'no suffix'})")
-            found.append(path)
-        else:
-            raise CodeczooError(f"data not found: {path}")
-    if limit is not None:
-        if limit < 1:
-            raise CodeczooError(f"--limit must be at least 1, got {limit}")
-        found = found[:limit]
-    return found
+    if limit is not None and limit < 1:
+        raise CodeczooError(f"--limit must be at least 1, got {limit}")
+    found = [f.path for f in find_files(data, recursive=recursive)]
+    return found if limit is None else found[:limit]
 
 
 def read_sample(path: str | Path) -> Sample:
@@ -87,7 +65,8 @@ def read_sample(path: str | Path) -> Sample:
 
 def as_sample(item, index: int = 0) -> Sample:
     """A path, a :class:`Sample`, an image object with ``.pixels`` / ``.bits_stored`` (as
-    :func:`codeczoo.io.read_image` returns) or a bare 2-D integer array (bit depth of its dtype)."""
+    :func:`codeczoo.io.read_image` returns) or a bare 8-bit 2-D array (16-bit arrays must say
+    their bits stored: a :class:`Sample`)."""
     if isinstance(item, Sample):
         return item
     if isinstance(item, (str, Path)):
@@ -95,7 +74,12 @@ def as_sample(item, index: int = 0) -> Sample:
     if isinstance(item, np.ndarray):
         if item.dtype.kind not in "ui":
             raise ImageFormatError(f"image {index}: expected integers, got dtype {item.dtype}")
-        return Sample(f"image-{index}", item, item.dtype.itemsize * 8)
+        if item.dtype.itemsize > 1:
+            raise ImageFormatError(
+                f"image {index}: a bare {item.dtype} array does not say how many bits are "
+                "significant: pass Sample(name, pixels, bits_stored) or "
+                "codeczoo.io.read_image(path)")
+        return Sample(f"image-{index}", item, 8)
     if isinstance(item, XrayImage):
         name = item.path.name if item.path else f"image-{index}"
         return Sample(name, item.pixels, int(item.bits_stored), item.photometric)

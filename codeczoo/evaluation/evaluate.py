@@ -33,6 +33,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .. import metrics
+from ..atomic import ensure_folder, write_bytes, write_text
 from ..bitstream import read_header
 from ..errors import CodeczooError
 from .data import Sample, describe_source, iter_samples
@@ -63,7 +64,7 @@ class Measurement:
     def as_result(self) -> dict[str, Any]:
         out = asdict(self)
         out["ms-ssim"] = out.pop("ms_ssim")
-        out["payload_bpp"] = self.payload_bytes * 8.0 / self.pixels
+        out["payload_bpp"] = metrics.bpp(self.payload_bytes, self.pixels)
         return out
 
 
@@ -138,7 +139,7 @@ def measure(codec, sample: Sample, quality: int | None, bitstream_path: Path | N
     if bitstream_path is not None:
         if bitstream_path.exists():
             raise CodeczooError(f"bitstream {bitstream_path} exists: choose an empty folder")
-        bitstream_path.write_bytes(data)
+        write_bytes(bitstream_path, data)
         size = os.path.getsize(bitstream_path)
     bits = sample.bits_stored
     return Measurement(
@@ -186,8 +187,10 @@ def evaluate(codec, images: Iterable, qualities: Sequence[int] | None = None, *,
     Args:
         codec: codec name (built with :func:`load_codec`) or a codec instance.
         images: paths, :class:`~codeczoo.evaluation.data.Sample`\\ s, images from
-            :func:`codeczoo.io.read_image` or 2-D integer arrays; read one at a time.
-        qualities: rate settings (validated before any work); default ``codec.default_eval_qualities()``.
+            :func:`codeczoo.io.read_image` or 8-bit 2-D arrays (a 16-bit array needs a
+            ``Sample`` with its bits stored); read one at a time.
+        qualities: rate settings (validated before any work); default
+            ``codec.default_eval_qualities()``.
         pretrained: see :func:`load_codec`.
         per_image: also return every measurement under ``"per_image"``.
         save_bitstreams: folder to write every bitstream to (``<index>_<stem>_q<quality>.czoo``);
@@ -211,7 +214,7 @@ def evaluate(codec, images: Iterable, qualities: Sequence[int] | None = None, *,
         out_dir = Path(save_bitstreams)
         if out_dir.exists() and not out_dir.is_dir():
             raise CodeczooError(f"--save-bitstreams {out_dir} is a file, not a folder")
-        out_dir.mkdir(parents=True, exist_ok=True)
+        ensure_folder(out_dir)
 
     from tqdm import tqdm
 
@@ -276,20 +279,5 @@ def write_results(result: dict[str, Any], path: str | Path, overwrite: bool = Tr
     path = Path(path)
     if path.exists() and not overwrite:
         raise CodeczooError(f"{path} exists")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(metrics.json_safe(result), indent=2, allow_nan=False) + "\n")
-    return path
-
-
-def read_results(path: str | Path) -> dict[str, Any]:
-    """Read a results JSON written by :func:`write_results` (or by CompressAI)."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CodeczooError(f"results file not found: {path}") from None
-    except json.JSONDecodeError as exc:
-        raise CodeczooError(f"{path} is not valid JSON ({exc})") from None
-    if "results" not in data or "bpp" not in data["results"]:
-        raise CodeczooError(f"{path} is not a results file (no results.bpp)")
-    return data
+    return write_text(path, json.dumps(metrics.json_safe(result), indent=2, allow_nan=False) + "\n",
+                      overwrite=True)

@@ -23,6 +23,7 @@ from matplotlib.colors import PowerNorm  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .. import metrics  # noqa: E402
+from ..atomic import write_atomically  # noqa: E402
 from ..errors import CodeczooError  # noqa: E402
 from .data import Sample, as_sample  # noqa: E402
 from .evaluate import load_codec  # noqa: E402
@@ -155,9 +156,8 @@ def comparison_figure(image, output: str | Path, codecs: Sequence[str] | None = 
         if image_obj is not None:
             fig.colorbar(image_obj, ax=list(axes[1]), shrink=0.8, label="|error| (square-root scale)")
         fig.suptitle(f"{sample.name} at ~{target_bpp:g} bpp (rates from bitstream bytes)", fontsize=10)
-        output = Path(output)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(output, dpi=dpi)
+        output = write_atomically(output, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"),
+                                  overwrite=True)
     finally:
         plt.close(fig)
     return output, panels

@@ -39,7 +39,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .. import __version__
+from .. import __version__, metrics
 from ..errors import CodeczooError
 from .data import Sample, describe_source, find_images, read_sample
 from .evaluate import Measurement, load_codec, measure
@@ -167,7 +167,6 @@ class Row:
     def real_ratio(self, kind: str) -> float | None:
         """Original bits over compressed bits, totalled over crops (``payload``, ``container``,
         ``jp2``)."""
-        original = sum(m.pixels * m.bits_stored for m in self.measurements)
         if kind == "payload":
             size = sum(m.payload_bytes for m in self.measurements)
         elif kind == "container":
@@ -176,10 +175,13 @@ class Row:
             if not self.jp2_bytes:
                 return None
             size = sum(self.jp2_bytes)
-        return original / (8.0 * size)
+        pixels = sum(m.pixels for m in self.measurements)
+        mean_bits = sum(m.pixels * m.bits_stored for m in self.measurements) / pixels
+        return metrics.stored_bits_ratio(size, pixels, mean_bits)
 
     def payload_bpp(self) -> float:
-        return sum(m.payload_bytes * 8.0 for m in self.measurements) / sum(m.pixels for m in self.measurements)
+        return metrics.bpp(sum(m.payload_bytes for m in self.measurements),
+                           sum(m.pixels for m in self.measurements))
 
 
 def _jp2_sizes(codec, crops: list[Sample], quality: int | None, bpp: float | None) -> list[int]:

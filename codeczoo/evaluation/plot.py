@@ -15,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display needed; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ..atomic import write_atomically  # noqa: E402
 from ..errors import CodeczooError  # noqa: E402
 from .bdrate import ms_ssim_db  # noqa: E402
 
@@ -61,9 +62,8 @@ def rd_plot(results: Sequence[dict[str, Any]], output: str | Path,
         if title:
             fig.suptitle(title)
         fig.tight_layout()
-        output = Path(output)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(output, dpi=dpi)
+        output = write_atomically(output, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"),
+                                  overwrite=True)
     finally:
         plt.close(fig)
     return output

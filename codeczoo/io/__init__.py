@@ -4,8 +4,12 @@
 the DICOM metadata); ``write_image(path, array, ...)`` writes PNG, ``.npy`` or DICOM (the latter
 with the metadata of the DICOM the image came from, see :mod:`codeczoo.io.dicom`). The format is
 chosen from the file's first bytes (PNG and JPEG signatures, ``\\x93NUMPY``, ``DICM`` at offset 128)
-and, failing those, from its extension. Every failure is an :class:`ImageFormatError`. Writers never
-replace an existing file unless ``overwrite=True`` and never leave a partial file behind.
+and, failing those, from its extension. Every failure to read is an :class:`ImageFormatError`,
+except an image larger than the pixel limit (:mod:`codeczoo.limits`), which is refused from its
+header with a :class:`~codeczoo.errors.PixelLimitError` before any pixel is decoded.
+Writers never replace an existing file unless ``overwrite=True`` and never leave a partial file
+behind (:mod:`codeczoo.atomic`; failures to write are :class:`~codeczoo.errors.OutputError`).
+:func:`find_files` (:mod:`codeczoo.io.walk`) expands files and folders into image files.
 """
 
 from __future__ import annotations
@@ -18,14 +22,14 @@ import numpy as np
 from .. import intensity
 from ..bitstream import MAGIC as CODECZOO_MAGIC
 from ..errors import ImageFormatError
-from .dicom import as_code_string, compression_ratio, lossy_method_for, read_dicom, write_dicom
+from .dicom import PRIVATE_METHOD, lossy_method_for, read_dicom, write_dicom
 from .image import XrayImage
 from .npy import read_npy, write_npy
 from .png import read_png, write_png
+from .walk import FORMAT_BY_SUFFIX, IMAGE_SUFFIXES, Found, find_files
 
-_EXTENSIONS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".npy": "npy", ".dcm": "dicom",
-               ".dicom": "dicom"}
-WRITABLE = (".png", ".npy", ".dcm", ".dicom")
+#: the suffixes :func:`write_image` writes (every image suffix but JPEG's).
+WRITABLE = tuple(s for s, kind in FORMAT_BY_SUFFIX.items() if kind != "jpeg")
 
 
 def sniff(path: str | os.PathLike) -> str:
@@ -48,7 +52,7 @@ def sniff(path: str | os.PathLike) -> str:
         return "dicom"
     if head.startswith(CODECZOO_MAGIC):
         raise ImageFormatError(f"{path}: is a codeczoo bitstream, not an image (decompress it)")
-    kind = _EXTENSIONS.get(path.suffix.lower())
+    kind = FORMAT_BY_SUFFIX.get(path.suffix.lower())
     if kind == "dicom":
         return kind  # a DICOM without preamble: pydicom may still read it
     # a .png/.jpg/.npy without its signature is damaged; anything else is unknown
@@ -73,17 +77,18 @@ def _has_preamble(path: str | os.PathLike) -> bool:
 
 
 def write_image(path: str | os.PathLike, image_array, *, source=None, lossy: bool | None = None,
-                ratio: float | None = None, method: str | None = None, dataset=None,
-                bits_stored: int | None = None, photometric: str | None = None,
+                ratio: float | None = None, method: str | None = None,
+                derivation: str | None = None, dataset=None, bits_stored: int | None = None, photometric: str | None = None,
                 overwrite: bool = False) -> Path:
     """Write ``image_array`` (a 2-D integer array or an :class:`XrayImage`) to ``path``.
 
     The extension picks the format: ``.png`` (uint8 -> 8 bit, uint16 -> 16 bit), ``.npy``, or
     ``.dcm``/``.dicom``, which needs the DICOM the image came from: ``source`` (the
     :class:`XrayImage` read from it) or ``dataset`` (its pydicom data set, e.g. restored from a
-    bitstream's metadata). ``lossy=True`` with ``ratio`` and ``method`` records the lossy
-    compression. ``bits_stored`` is checked against the values when given. Refuses to replace an
-    existing file unless ``overwrite``.
+    bitstream's metadata). ``lossy=True`` with ``ratio`` and ``method`` (and optionally
+    ``derivation``) records the lossy compression (see :mod:`codeczoo.io.dicom`).
+    ``bits_stored`` is checked against the values when given. Refuses to replace an existing
+    file unless ``overwrite``; writes atomically (:mod:`codeczoo.atomic`).
     """
     if isinstance(image_array, XrayImage):
         source = image_array if source is None else source
@@ -109,10 +114,10 @@ def write_image(path: str | os.PathLike, image_array, *, source=None, lossy: boo
     if suffix in (".dcm", ".dicom"):
         return write_dicom(path, image_array, dataset, bits_stored=bits_stored,
                            photometric=photometric, lossy=bool(lossy), ratio=ratio, method=method,
-                           overwrite=overwrite)
+                           derivation=derivation, overwrite=overwrite)
     raise ImageFormatError(
         f"{path}: cannot write {suffix or 'files without extension'} (use {', '.join(WRITABLE)})")
 
 
-__all__ = ["XrayImage", "as_code_string", "compression_ratio", "lossy_method_for", "read_image",
-           "sniff", "write_image"]
+__all__ = ["FORMAT_BY_SUFFIX", "Found", "IMAGE_SUFFIXES", "PRIVATE_METHOD", "WRITABLE",
+           "XrayImage", "find_files", "lossy_method_for", "read_image", "sniff", "write_image"]

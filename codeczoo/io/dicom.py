@@ -12,6 +12,13 @@ the pixels are stored uncompressed (Explicit VR Little Endian), the SOP Instance
 file meta's Media Storage SOP Instance UID) is new, because these are new pixel data, and a
 lossy codec is recorded as PS3.3 C.7.6.1.1.5 asks: Lossy Image Compression (0028,2110) = "01",
 the ratio appended to (0028,2112) and the method to (0028,2114), after any earlier ones.
+
+The method is DICOM's defined term where one exists (PS3.3 C.7.6.1.1.5.1: ``ISO_15444_1`` for
+JPEG 2000, declared by the codec as ``Codec.dicom_method``). DICOM has no term for learned
+codecs; for them codeczoo writes its private term ``CODECZOO`` (defined terms may be extended) and
+names the exact codec, codec version, rate setting and weights in Derivation Description
+(0008,2111), appended after any earlier description. A method is never shortened to fit: a value
+that is not a valid code string (``A-Z 0-9 _ space``, at most 16 characters) is refused.
 """
 
 from __future__ import annotations
@@ -26,12 +33,17 @@ from pathlib import Path
 import numpy as np
 
 from .. import intensity
-from ..errors import ImageFormatError
-from .image import XrayImage, write_atomically
+from ..atomic import write_atomically
+from ..errors import ImageFormatError, one_line
+from ..limits import ENV_VAR, check_pixels
+from .image import XrayImage
 
 MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
-#: DICOM's defined term for JPEG 2000 lossy compression (PS3.3 C.7.6.1.1.5.1).
-JPEG2000_METHOD = "ISO_15444_1"
+#: codeczoo's private Lossy Image Compression Method term for codecs DICOM has no term for.
+PRIVATE_METHOD = "CODECZOO"
+_CODE_STRING = re.compile(r"[A-Z0-9_ ]{1,16}")
+#: Derivation Description (0008,2111) is an ST: at most 1024 characters.
+_MAX_DERIVATION = 1024
 
 
 def _attr(ds, keyword: str, path: Path):
@@ -55,10 +67,17 @@ def read_dicom(path: str | os.PathLike, *, force: bool = False) -> XrayImage:
             warnings.simplefilter("ignore")  # pydicom's notes on non-conformant elements
             ds = pydicom.dcmread(path, force=force)
     except Exception as exc:  # pydicom raises many types for a malformed file
-        raise ImageFormatError(f"{path}: not a readable DICOM file ({type(exc).__name__}: {exc})") from None
+        raise ImageFormatError(
+            f"{path}: not a readable DICOM file ({type(exc).__name__}: {one_line(str(exc))})"
+        ) from None
     if "PixelData" not in ds:
         raise ImageFormatError(
             f"{path}: DICOM has no (complete) pixel data: not an image, or the file is truncated")
+    try:
+        rows, columns = int(_attr(ds, "Rows", path)), int(_attr(ds, "Columns", path))
+    except (TypeError, ValueError):
+        raise ImageFormatError(f"{path}: invalid Rows/Columns") from None
+    check_pixels(rows, columns, what=f"{path}: DICOM declares", how=ENV_VAR)
     samples = int(ds.get("SamplesPerPixel", 1))
     photometric = str(_attr(ds, "PhotometricInterpretation", path)).strip()
     if samples != 1 or photometric not in MONOCHROME:
@@ -104,22 +123,33 @@ def read_dicom(path: str | os.PathLike, *, force: bool = False) -> XrayImage:
     return XrayImage(np.ascontiguousarray(pixels), stored, photometric, "dicom", ds, path)
 
 
-def compression_ratio(image: XrayImage, n_bytes: int) -> float:
-    """DICOM's lossy compression ratio: uncompressed pixel data size (bits allocated) / ``n_bytes``."""
-    allocated = 8 * image.pixels.dtype.itemsize
-    return image.spec.pixels * allocated / 8 / max(1, int(n_bytes))
-
-
 def lossy_method_for(codec_name: str) -> str:
-    """A valid (0028,2114) value for a codec: ``ISO_15444_1`` for JPEG 2000, else its name in CS form."""
-    if codec_name == "jpeg2000":
-        return JPEG2000_METHOD
-    return as_code_string(codec_name)
+    """The (0028,2114) value for a codec: its DICOM defined term (``Codec.dicom_method``, e.g.
+    ``ISO_15444_1`` for JPEG 2000), else codeczoo's private term ``CODECZOO``."""
+    from ..errors import UnknownCodecError
+    from ..registry import codec_class
+
+    try:
+        term = codec_class(codec_name).dicom_method
+    except UnknownCodecError:
+        term = None
+    return term or PRIVATE_METHOD
 
 
-def as_code_string(text: str) -> str:
-    """``text`` as a DICOM code string (CS): upper case, ``A-Z 0-9 _ space``, at most 16 characters."""
-    return re.sub(r"[^A-Z0-9_ ]", "_", str(text).strip().upper())[:16].strip() or "UNKNOWN"
+def _check_method(method: str) -> str:
+    if not isinstance(method, str) or not _CODE_STRING.fullmatch(method.strip()):
+        raise ImageFormatError(
+            f"lossy compression method {method!r} is not a DICOM code string (A-Z, 0-9, _ and "
+            "space, at most 16 characters): use lossy_method_for(codec_name)")
+    return method.strip()
+
+
+def _derivation(ds, text: str) -> str:
+    combined = "; ".join(t for t in (str(ds.get("DerivationDescription", "") or "").strip(),
+                                     text.strip()) if t)
+    if len(combined) <= _MAX_DERIVATION:
+        return combined
+    return "..." + combined[-(_MAX_DERIVATION - 3):]  # keep the latest steps
 
 
 def _format_ratio(ratio: float) -> str:
@@ -140,12 +170,14 @@ def _values(ds, keyword: str) -> list[str]:
 def write_dicom(path: str | os.PathLike, pixels: np.ndarray, dataset, *,
                 bits_stored: int | None = None, photometric: str | None = None,
                 lossy: bool = False, ratio: float | None = None, method: str | None = None,
-                overwrite: bool = False) -> Path:
+                derivation: str | None = None, overwrite: bool = False) -> Path:
     """Write ``pixels`` as a DICOM carrying ``dataset``'s metadata (see the module docstring).
 
     ``dataset`` is the pydicom data set the image was read with (pixel data removed);
-    ``bits_stored`` and ``photometric`` default to its own. ``method`` is made a valid code string
-    (see :func:`as_code_string`; :func:`lossy_method_for` gives DICOM's defined terms).
+    ``bits_stored`` and ``photometric`` default to its own. With ``lossy``: ``ratio`` is DICOM's
+    ratio (:func:`codeczoo.metrics.dicom_lossy_ratio`), ``method`` a DICOM code string
+    (:func:`lossy_method_for` gives it for a codec) and ``derivation`` an optional text appended
+    to Derivation Description (0008,2111).
     """
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -175,10 +207,12 @@ def write_dicom(path: str | os.PathLike, pixels: np.ndarray, dataset, *,
     if lossy:
         if ratio is None or not method:
             raise ImageFormatError("a lossy DICOM needs its compression ratio and method")
+        method = _check_method(method)
         ds.LossyImageCompression = "01"
         ds.LossyImageCompressionRatio = _values(ds, "LossyImageCompressionRatio") + [_format_ratio(ratio)]
-        ds.LossyImageCompressionMethod = (_values(ds, "LossyImageCompressionMethod")
-                                          + [as_code_string(method)])
+        ds.LossyImageCompressionMethod = _values(ds, "LossyImageCompressionMethod") + [method]
+        if derivation:
+            ds.DerivationDescription = _derivation(ds, derivation)
     data = np.ascontiguousarray(pixels, dtype=pixels.dtype.newbyteorder("<")).tobytes()
     if len(data) % 2:
         data += b"\0"  # DICOM values have even length

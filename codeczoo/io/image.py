@@ -1,12 +1,10 @@
-"""The in-memory X-ray (:class:`XrayImage`) and the safe file writing every writer shares."""
+"""The in-memory X-ray (:class:`XrayImage`)."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -60,34 +58,3 @@ class XrayImage:
         where = f", path={str(self.path)!r}" if self.path else ""
         return (f"XrayImage({self.spec.height}x{self.spec.width} {self.spec.dtype}, "
                 f"{self.bits_stored} bits, {self.photometric}, {self.source_format}{where})")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_atomically(path: str | os.PathLike, writer: Callable[[str], None], *,
-                     overwrite: bool = False) -> Path:
-    """Call ``writer(tmp_path)`` and move the result to ``path`` in one step.
-
-    A failed write leaves nothing behind, and an existing file is never replaced unless
-    ``overwrite`` is true.
-    """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise ImageFormatError(f"{path} already exists (refusing to overwrite it)")
-    if not path.parent.is_dir():
-        raise ImageFormatError(f"output folder {path.parent} does not exist")
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(handle)
-    try:
-        writer(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path

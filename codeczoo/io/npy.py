@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_atomically
 from ..errors import ImageFormatError
 from ..intensity import DTYPES
-from .image import XrayImage, write_atomically
+from .image import XrayImage
 
 
 def _check(pixels: np.ndarray, where: str) -> np.ndarray:

@@ -16,8 +16,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import ImageFormatError
-from .image import XrayImage, write_atomically
+from ..atomic import write_atomically
+from ..errors import ImageFormatError, one_line
+from ..limits import ENV_VAR, check_pixels
+from .image import XrayImage
 
 _GRAY16_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
@@ -27,12 +29,14 @@ def _load(path: Path) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(path)
+            check_pixels(image.height, image.width, what=f"{path} declares", how=ENV_VAR)
             image.load()
     except (UnidentifiedImageError, Image.DecompressionBombError,
             Image.DecompressionBombWarning) as exc:
-        raise ImageFormatError(f"{path}: not a readable image ({exc})") from None
+        raise ImageFormatError(f"{path}: not a readable image ({one_line(str(exc))})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageFormatError(f"{path}: image file is truncated or corrupt ({exc})") from None
+        raise ImageFormatError(
+            f"{path}: image file is truncated or corrupt ({one_line(str(exc))})") from None
     return image
 
 

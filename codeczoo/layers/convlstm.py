@@ -62,16 +62,6 @@ class ConvLSTMCell(nn.Module):
         self.conv_hh = nn.Conv2d(hidden_channels, 4 * hidden_channels, hidden_kernel_size,
                                  padding=hidden_kernel_size // 2, bias=bias)
 
-    def output_size(self, height: int, width: int) -> tuple[int, int]:
-        """Spatial size of the state for an input of ``height`` x ``width``."""
-        return -(-height // self.stride), -(-width // self.stride)
-
-    def zero_state(self, x: Tensor) -> State:
-        """All-zero ``(h, c)`` matching input ``x`` (batch, device, dtype, strided size)."""
-        h, w = self.output_size(x.shape[-2], x.shape[-1])
-        zeros = x.new_zeros(x.shape[0], self.hidden_channels, h, w)
-        return zeros, zeros
-
     def forward(self, x: Tensor, state: State | None = None) -> State:
         gates = self.conv_ih(x)
         if state is None:

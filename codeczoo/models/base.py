@@ -298,6 +298,7 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
         return recurrent_payload.decode(self, payload, header)
 
 
+
 def check_positive(**sizes) -> None:
     """Raise ``CodeczooError`` with one line for a non-positive architecture size."""
     for name, value in sizes.items():

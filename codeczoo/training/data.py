@@ -3,7 +3,7 @@
 What it does (Sushmit et al. 2019 train one network per crop size on random n x n crops of chest
 X-rays with patient-exclusive splits; Toderici et al. 2017 on 32 x 32 crops):
 
-* reads every PNG / JPEG / DICOM under the split folders with :func:`codeczoo.io.read_image` and
+* reads every image (PNG, JPEG, ``.npy``, DICOM) directly in the split folders with :func:`codeczoo.io.read_image` and
   keeps the decoded stored integers in memory (unsigned working range, ``uint16``);
 * splits **by patient**: either the folders are given (``train_dir`` / ``val_dir`` /
   ``test_dir``; the CSVs, when given, are used to check that no patient is in two of them), or
@@ -39,7 +39,6 @@ from .. import intensity
 from ..errors import CodeczooError
 
 DATA_ENV = "CODECZOO_DATA"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
 _REPO = Path(__file__).resolve().parents[2]
 
 PathList = Union[str, Sequence[str], None]
@@ -65,12 +64,12 @@ class CachedImage:
 
 
 def list_images(folder: Path) -> list[Path]:
+    """The images directly in ``folder`` (not its subfolders), sorted (:func:`codeczoo.io.find_files`)."""
+    from ..io import find_files
+
     if not folder.is_dir():
         raise CodeczooError(f"image folder {folder} does not exist")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise CodeczooError(f"no PNG/JPEG/DICOM images in {folder}")
-    return paths
+    return [found.path for found in find_files(folder, recursive=False)]
 
 
 def load_image(path: Path) -> CachedImage:

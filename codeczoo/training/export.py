@@ -26,9 +26,9 @@ travel with the weights and ``compress`` works after loading.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -36,10 +36,10 @@ import numpy as np
 import torch
 
 from ..errors import CodeczooError, WeightsError
-from ..io.image import _umask
+from ..atomic import write_bytes, write_text
 from ..cards import WeightsEntry
 from ..registry import (MANIFEST, REGISTRY_ENV, TRAINING, build, codec_class, current_weights,
-                        file_sha256, is_installed_location, read_json, user_registry)
+                        is_installed_location, read_json, user_registry)
 from .module import CKPT_KEY
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "chest_1_8bit.png"
@@ -146,7 +146,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, name: str, fp16: bool = Fal
     and split) are recorded in the training record. Returns the weights file, its entry and the
     training record.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save as safetensors_bytes
 
     root = Path(registry) if registry else user_registry()
     if is_installed_location(root):
@@ -177,21 +177,10 @@ def export_checkpoint(checkpoint: str | os.PathLike, name: str, fp16: bool = Fal
                                "units and max |PSNR change| in dB (8-bit reconstructions)"}
 
     folder = root / name
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CodeczooError(f"cannot create registry folder {folder}: {exc.strerror}") from None
-    with tempfile.NamedTemporaryFile(dir=folder, suffix=".safetensors.tmp", delete=False) as tmp:
-        tmp_path = Path(tmp.name)
-    try:
-        save_file(state, str(tmp_path), metadata={"codec": name, "dtype": dtype})
-        sha = file_sha256(tmp_path)
-        final = folder / f"{name}-{sha[:8]}.safetensors"
-        os.chmod(tmp_path, 0o666 & ~_umask())  # temp files are 0600; weights are for everyone
-        os.replace(tmp_path, final)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+    data = safetensors_bytes(state, metadata={"codec": name, "dtype": dtype})
+    sha = hashlib.sha256(data).hexdigest()
+    final = folder / f"{name}-{sha[:8]}.safetensors"
+    write_bytes(final, data, overwrite=True)  # same name = same bytes
 
     entry = WeightsEntry(file=final.name, sha256=sha,
                          weights_hash=_loaded_weights_hash(name, info["arguments"], state),
@@ -242,9 +231,7 @@ def record_evaluation(name: str, evaluation: dict) -> Path:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n", overwrite=True)
 
 
 def _loaded_weights_hash(name: str, arguments: dict, state: dict) -> str:
