@@ -17,7 +17,7 @@ signedness and bit depth are handled here and in :mod:`codeczoo.intensity`, neve
 from __future__ import annotations
 
 import hashlib
-from typing import ClassVar, Sequence
+from typing import TYPE_CHECKING, ClassVar, Sequence
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from . import bitstream, intensity
 from .bitstream import NO_WEIGHTS, Header
 from .errors import BitstreamError, CodecMismatchError, CodeczooError, one_line
 from .intensity import ImageSpec
+
+if TYPE_CHECKING:
+    from .cards import CodecCard
 from .limits import check_pixels
 
 
@@ -51,6 +54,8 @@ class Codec:
         dicom_method: DICOM's defined term for the codec's lossy method, Lossy Image Compression
             Method (0028,2114), where DICOM defines one (JPEG 2000: ``ISO_15444_1``); ``None``
             for codecs DICOM does not know (see :func:`codeczoo.io.lossy_method_for`).
+        card: the card of a codec registered from another package (an entry point or a class
+            path); zoo codecs pass theirs to :func:`~codeczoo.registry.register_codec`.
     """
 
     codec_name: str = ""
@@ -64,6 +69,7 @@ class Codec:
     progressive: ClassVar[bool] = False
     spatial_multiple: int = 1
     dicom_method: ClassVar[str | None] = None
+    card: ClassVar["CodecCard | None"] = None
 
     # -- what a codec implements -------------------------------------------------------------
     def encode_values(self, values: np.ndarray, spec: ImageSpec, quality: int

@@ -183,7 +183,7 @@ def _load_entry_point(name: str) -> None:
             raise UnknownCodecError(f"codec {name!r}: its entry point {point.value} does not "
                                     f"load ({type(exc).__name__}: {exc})") from None
         if name not in _ZOO and isinstance(obj, type):
-            register_codec(name, getattr(obj, "card", None))(obj)
+            register_codec(name, _declared_card(obj))(obj)
         return
 
 
@@ -192,6 +192,13 @@ def load_entry_points() -> None:
     for point in _entry_points():
         if point.name not in _ZOO:
             entry(point.name, import_class_path=False)
+
+
+def _declared_card(obj) -> CodecCard | None:
+    """The card a codec class carries as its ``card`` attribute (codecs from other packages)."""
+    from .codec import Codec
+
+    return obj.card if isinstance(obj, type) and issubclass(obj, Codec) else None
 
 
 def _looks_like_class_path(name: str) -> bool:
@@ -217,7 +224,7 @@ def _register_class_path(path: str) -> str:
         if item.cls is obj:
             return item.name  # it registered itself (its first registration)
     name = f"{module_name}.{attr}"
-    register_codec(name, getattr(obj, "card", None))(obj)
+    register_codec(name, _declared_card(obj))(obj)
     return name
 
 
