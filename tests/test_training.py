@@ -157,6 +157,25 @@ def test_cli_main_fit_and_one_line_config_errors(tmp_path, data_dir, capsys):
     assert "unknown codec 'no-such-codec'" in capsys.readouterr().err
 
 
+def test_fit_two_steps_in_bf16_mixed_on_cpu(tmp_path, data_dir):
+    """``codeczoo fit --trainer.precision bf16-mixed`` (Lightning's CPU autocast): training, the
+    validation sanity check and the real-bpp path (``compress`` of bf16 codes) all run."""
+    cli = run_lightning_cli(
+        ["fit", "--config", str(SMALL), "--trainer.max_steps", "2",
+         "--trainer.precision", "bf16-mixed", "--trainer.val_check_interval", "2",
+         "--trainer.limit_val_batches", "1", "--trainer.default_root_dir", str(tmp_path),
+         "--data.data_root", str(data_dir), "--model.codec_args",
+         '{"max_iterations": 2, "default_quality": 1}', "--model.val_qualities", "[1, 2]"]
+        + TINY_DATA)
+    trainer = cli.trainer
+    assert trainer.global_step == 2 and str(trainer.precision) == "bf16-mixed"
+    metrics = trainer.callback_metrics
+    assert float(metrics["val/bpp_q2"]) > float(metrics["val/bpp_q1"]) > 0  # real bytes
+    assert math.isfinite(float(metrics["val/psnr_q2"]))
+    info = read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["codeczoo"]
+    assert info["precision"] == "bf16-mixed" and info["validation_step"] == 2
+
+
 def test_last_checkpoint_keeps_the_steps_after_the_last_validation(tmp_path, data_dir):
     # validation (and Lightning's checkpoint) at step 2; the run ends on max_steps at 3
     cli = run_lightning_cli(

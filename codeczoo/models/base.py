@@ -184,13 +184,14 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
 
     @torch.no_grad()
     def encode_codes(self, x: Tensor, iterations: int) -> Tensor:
-        """Binary codes of ``x`` (B, 1, H, W) in [0, 1]: float tensor (T, B, C, h, w) of +-1.
+        """Binary codes of ``x`` (B, 1, H, W) in [0, 1]: tensor (T, B, C, h, w) of +-1 in the
+        model's dtype, on its device (``x`` is moved there first).
 
         Runs the encoder and (to form residuals) the decoder; call in eval mode for
         deterministic codes.
         """
         self._check_input(x)
-        target = x - 0.5
+        target = self._to_model(x) - 0.5
         residual = target
         x_hat = torch.zeros_like(target)
         enc_state = dec_state = None
@@ -207,16 +208,28 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
 
     @torch.no_grad()
     def decode_codes(self, codes: Tensor) -> Tensor:
-        """Reconstruction in [0, 1] (B, 1, H, W) from codes (T, B, C, h, w); not clamped."""
+        """Reconstruction in [0, 1] (B, 1, H, W) from codes (T, B, C, h, w) of any dtype (cast to
+        the model's dtype and device); not clamped."""
         x_hat = None
         dec_state = None
-        for bits in codes:
+        for bits in self._to_model(codes):
             out, dec_state = self.decoder(bits, dec_state)
             x_hat = out + self.gamma * x_hat if (self.gamma and x_hat is not None) else out
         return x_hat + 0.5
 
     def _device(self) -> torch.device:
         return next(self.parameters()).device
+
+    def _to_model(self, t: Tensor) -> Tensor:
+        """``t`` on the model's device, in its floating dtype (fp16, bf16, fp32 or fp64), so the
+        tensor layer works whatever ``.to()`` the model was given."""
+        p = next(self.parameters())
+        return t.to(device=p.device, dtype=p.dtype)
+
+    @staticmethod
+    def _bits_numpy(codes: Tensor) -> np.ndarray:
+        """+-1 codes of any dtype (bf16 has no NumPy twin) -> uint8 {0, 1} on the host."""
+        return (codes > 0).to(torch.uint8).cpu().numpy()
 
     def compress(self, x: Tensor, iterations: int | None = None) -> dict:
         """CompressAI ``compress``: ``{"strings": [[bytes per batch item]], "shape": (h, w, T)}``.
@@ -228,14 +241,15 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
         """
         t = self._iterations(iterations, self.default_quality)
         codes = self.encode_codes(x, t)
-        strings = [self.gzip.compress(pack_codes(codes[:, i].cpu().numpy()))
-                   for i in range(x.shape[0])]
+        bits = self._bits_numpy(codes)
+        strings = [self.gzip.compress(pack_codes(bits[:, i])) for i in range(x.shape[0])]
         h, w = codes.shape[-2:]
         return {"strings": [strings], "shape": (int(h), int(w), t)}
 
     @torch.no_grad()
     def decompress(self, strings, shape) -> dict:
-        """CompressAI ``decompress``: ``{"x_hat": (B, 1, H, W) clamped to [0, 1]}``."""
+        """CompressAI ``decompress``: ``{"x_hat": (B, 1, H, W) clamped to [0, 1]}`` in the model's
+        dtype, on its device."""
         h, w, t = (int(v) for v in shape)
         self._iterations(t, t)
         items = strings[0] if strings and isinstance(strings[0], (list, tuple)) else strings
@@ -245,7 +259,7 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
         if any(len(raw) != nbytes for raw in raws):
             raise BitstreamError(f"a string holds the wrong number of code bytes ({nbytes} expected)")
         codes = np.stack([unpack_codes(raw, shape) for raw in raws], axis=1)
-        x_hat = self.decode_codes(torch.from_numpy(codes).to(self._device()))
+        x_hat = self.decode_codes(torch.from_numpy(codes))
         return {"x_hat": x_hat.clamp(0.0, 1.0)}
 
     def aux_loss(self) -> Tensor:
