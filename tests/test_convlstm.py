@@ -71,3 +71,35 @@ def test_rejects_bad_arguments():
     cell = ConvLSTMCell(1, 2)
     with pytest.raises(ValueError):
         cell(torch.randn(1, 1, 4, 4), (torch.zeros(1, 2, 6, 6), torch.zeros(1, 2, 6, 6)))
+
+
+@pytest.mark.parametrize("kernel,hidden_kernel,pad", [(3, 3, False), (1, 1, False), (3, 1, True),
+                                                       (1, 3, True)])
+def test_fused_gate_convolution_matches_two_convolutions(kernel, hidden_kernel, pad):
+    from codeczoo.layers import fuse_gate_convolutions
+
+    torch.manual_seed(3)
+    cell = ConvLSTMCell(3, 4, kernel_size=kernel, hidden_kernel_size=hidden_kernel, bias=True)
+    keys = sorted(cell.state_dict())
+    x, state = torch.randn(2, 3, 6, 7), (torch.randn(2, 4, 6, 7), torch.randn(2, 4, 6, 7))
+    h_ref, c_ref = cell(x, state)
+    grads_ref = torch.autograd.grad(h_ref.square().sum(), list(cell.parameters()))
+    assert fuse_gate_convolutions(cell, pad_kernels=pad) == 1 and cell.fused
+    h, c = cell(x, state)
+    torch.testing.assert_close(h, h_ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(c, c_ref, rtol=1e-5, atol=1e-6)
+    grads = torch.autograd.grad(h.square().sum(), list(cell.parameters()))
+    for g, g_ref in zip(grads, grads_ref):  # both weights keep their own gradient
+        torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-6)
+    assert sorted(cell.state_dict()) == keys  # weights files load unchanged
+    assert fuse_gate_convolutions(cell, enabled=False) == 0 and not cell.fused
+
+
+def test_fusion_only_where_exact_by_default():
+    from codeczoo.layers import fuse_gate_convolutions
+
+    strided = ConvLSTMCell(3, 4, kernel_size=3, stride=2, hidden_kernel_size=3)
+    unequal = ConvLSTMCell(3, 4, kernel_size=3, hidden_kernel_size=1)
+    model = torch.nn.ModuleList([strided, unequal])
+    assert fuse_gate_convolutions(model) == 0
+    assert fuse_gate_convolutions(model, pad_kernels=True) == 1 and unequal.fused and not strided.fused

@@ -113,6 +113,39 @@ def test_crops_are_seeded_normalised_and_worker_independent(cxr_train_images):
     assert all(torch.equal(val1[i], val2[i]) for i in range(len(val1)))
 
 
+def test_crops_cut_on_the_device_equal_the_host_crops(cxr_train_images, dicom_dir):
+    from codeczoo.training.data import CropPositionDataset
+    from codeczoo.training.device_crops import ImageStack
+
+    # 8-bit PNGs (uint8 stack) and a 10-bit DICOM beside them (int32 stack, own scale)
+    images = [load_image(p) for p in cxr_train_images[:2]] + [load_image(dicom_dir / "RG3_UNCR.dcm")]
+    host = RandomCropDataset(images, 48, 6, seed=3, hflip=True, vflip=True)
+    positions = CropPositionDataset(images, 48, 6, seed=3, hflip=True, vflip=True)
+    stack = ImageStack(images)
+    for epoch in (0, 5):
+        host.set_epoch(epoch)
+        positions.set_epoch(epoch)
+        batch = torch.stack([positions[i] for i in range(len(positions))])
+        assert batch.dtype == torch.int64 and batch[:, 3:].any()  # some flips drawn
+        expected = torch.stack([host[i] for i in range(len(host))])
+        assert torch.equal(stack.crops(batch, 48), expected)  # bit for bit
+
+
+def test_datamodule_crops_on_device_through_the_transfer_hook(data_dir):
+    on = XrayDataModule(data_root=str(data_dir), limit_images=3, crop_size=32, crops_per_image=4,
+                        batch_size=4, crops_on_device=True)
+    off = XrayDataModule(data_root=str(data_dir), limit_images=3, crop_size=32, crops_per_image=4,
+                         batch_size=4)
+    for dm in (on, off):
+        dm.setup("fit")
+        dm.set_epoch(2)
+    for a, b in zip(on.train_dataloader(), off.train_dataloader()):
+        assert a.shape == (4, 5)
+        assert torch.equal(on.on_after_batch_transfer(a, 0), b)
+    val = next(iter(on.val_dataloader()))  # validation crops stay host crops
+    assert torch.equal(on.on_after_batch_transfer(val, 0), val)
+
+
 def test_dicom_intensities_normalised_by_bit_depth(dicom_dir):
     image = load_image(dicom_dir / "RG3_UNCR.dcm")  # 10 bits stored
     assert image.bits_stored == 10 and int(image.values.max()) <= 1023

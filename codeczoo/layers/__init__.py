@@ -1,5 +1,5 @@
 """Reusable neural network layers."""
 
-from .convlstm import ConvLSTMCell, StridedConvLSTMEncoder, step_stack
+from .convlstm import ConvLSTMCell, StridedConvLSTMEncoder, fuse_gate_convolutions, step_stack
 
-__all__ = ["ConvLSTMCell", "StridedConvLSTMEncoder", "step_stack"]
+__all__ = ["ConvLSTMCell", "StridedConvLSTMEncoder", "fuse_gate_convolutions", "step_stack"]

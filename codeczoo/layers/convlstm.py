@@ -15,6 +15,16 @@ and the input and hidden kernels are chosen separately.  Convolutions are zero-p
 
 The state ``(h, c)`` is passed in and returned, never stored on the module, so one cell can run
 several independent sequences (e.g. image tiles) and is safe to use from several threads.
+
+**Fused gate convolutions** (an execution option, :func:`fuse_gate_convolutions`): in a cell whose
+input convolution is not strided, ``W_x * x + W_h * h`` equals one convolution of ``cat(x, h)``
+with ``cat(W_x, W_h)`` along the input channels (biases added), so each step launches one
+convolution instead of two plus an addition, with one larger, better-shaped matrix product. The
+fused weight is concatenated from the two existing parameters at every call (autograd splits the
+gradient back), so the parameters, their names and the weights files are unchanged. With equal
+kernels it does the same arithmetic; with unequal kernels (``pad_kernels=True``) the smaller
+kernel is zero-padded to the larger one: still exact, at the price of multiplying zeros (worth it
+only where kernel launches, not arithmetic, limit a step).
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from typing import Callable
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 State = tuple[Tensor, Tensor]
 
@@ -61,19 +72,46 @@ class ConvLSTMCell(nn.Module):
                                  padding=kernel_size // 2, bias=bias)
         self.conv_hh = nn.Conv2d(hidden_channels, 4 * hidden_channels, hidden_kernel_size,
                                  padding=hidden_kernel_size // 2, bias=bias)
+        #: run ``conv_ih`` and ``conv_hh`` as one convolution (see :func:`fuse_gate_convolutions`)
+        self.fused = False
+
+    def can_fuse(self, pad_kernels: bool = False) -> bool:
+        """Whether the two gate convolutions can run as one: the input convolution is not
+        strided and the kernels are equal (or ``pad_kernels``)."""
+        same = self.conv_ih.kernel_size == self.conv_hh.kernel_size
+        return self.stride == 1 and (same or pad_kernels)
+
+    def _fused_gates(self, x: Tensor, h_prev: Tensor) -> Tensor:
+        """``conv_ih(x) + conv_hh(h_prev)`` as one convolution of ``cat(x, h_prev)``."""
+        w_ih, w_hh = self.conv_ih.weight, self.conv_hh.weight
+        k = max(w_ih.shape[-1], w_hh.shape[-1])
+        w_ih = F.pad(w_ih, [(k - w_ih.shape[-1]) // 2] * 4) if w_ih.shape[-1] < k else w_ih
+        w_hh = F.pad(w_hh, [(k - w_hh.shape[-1]) // 2] * 4) if w_hh.shape[-1] < k else w_hh
+        bias = None
+        if self.conv_ih.bias is not None:
+            bias = self.conv_ih.bias + self.conv_hh.bias
+        return F.conv2d(torch.cat([x, h_prev], dim=1), torch.cat([w_ih, w_hh], dim=1), bias,
+                        padding=k // 2)
 
     def forward(self, x: Tensor, state: State | None = None) -> State:
-        gates = self.conv_ih(x)
         if state is None:
             c_prev = None  # h = 0 contributes only conv_hh's bias
+            gates = self.conv_ih(x)
             if self.conv_hh.bias is not None:
                 gates = gates + self.conv_hh.bias.view(1, -1, 1, 1)
         else:
             h_prev, c_prev = state
-            if h_prev.shape[-2:] != gates.shape[-2:] or h_prev.shape[0] != gates.shape[0]:
+            if (h_prev.shape[0] != x.shape[0]
+                    or tuple(h_prev.shape[-2:]) != self.output_size(x.shape[-2], x.shape[-1])):
                 raise ValueError(
                     f"state of shape {tuple(h_prev.shape)} does not fit input {tuple(x.shape)}")
-            gates = gates + self.conv_hh(h_prev)
+            if self.fused:
+                gates = self._fused_gates(x, h_prev)
+            else:
+                gates = self.conv_ih(x) + self.conv_hh(h_prev)
+        return self._gate_update(gates, c_prev)
+
+    def _gate_update(self, gates: Tensor, c_prev: Tensor | None) -> State:
         i, f, g, o = gates.chunk(4, dim=1)
         if self.forget_bias:
             f = f + self.forget_bias
@@ -91,7 +129,23 @@ class ConvLSTMCell(nn.Module):
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.hidden_channels}, "
                 f"kernel={self.conv_ih.kernel_size[0]}, stride={self.stride}, "
-                f"hidden_kernel={self.conv_hh.kernel_size[0]}")
+                f"hidden_kernel={self.conv_hh.kernel_size[0]}" + (", fused" if self.fused else ""))
+
+
+def fuse_gate_convolutions(module: nn.Module, enabled: bool = True,
+                           pad_kernels: bool = False) -> int:
+    """Switch fused gate convolutions on (or off) in every :class:`ConvLSTMCell` of ``module``
+    that allows it (:meth:`ConvLSTMCell.can_fuse`); returns how many cells were switched.
+
+    An execution option, like ``channels_last``: parameters and ``state_dict`` keys do not change,
+    so weights load and hash as before.
+    """
+    count = 0
+    for cell in module.modules():
+        if isinstance(cell, ConvLSTMCell):
+            cell.fused = bool(enabled) and cell.can_fuse(pad_kernels)
+            count += cell.fused
+    return count
 
 
 class StridedConvLSTMEncoder(nn.Module):

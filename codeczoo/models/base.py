@@ -141,13 +141,15 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
                              f"got {h}x{w} (pad the image first)")
 
     # -- tensor layer ---------------------------------------------------------------------------
-    def forward(self, x: Tensor, iterations: int | None = None) -> dict:
+    def forward(self, x: Tensor, iterations: int | None = None, *, step=None) -> dict:
         """Run ``iterations`` coding iterations on ``x`` (B, 1, H, W) in [0, 1].
 
         ``iterations`` defaults to ``default_quality`` (``codeczoo.load(name, quality=q)``) in
         training and eval mode alike, so ``quality`` means the same in both; training over every
         rate passes ``iterations=max_iterations`` (codeczoo's ``CodecModule`` does:
         ``train_iterations``).
+        ``step`` replaces :meth:`iteration` for each iteration (training passes a
+        ``torch.compile``-d one: one compiled graph serves every iteration, whatever ``T``).
 
         Returns ``{"x_hat": final reconstruction (B, 1, H, W) in image range (not clamped),
         "likelihoods": {"codes": 0.5 per code bit}, "residuals": (T, B, 1, H, W) x - x_hat_t}``.
@@ -156,18 +158,14 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
         """
         self._check_input(x)
         t_max = self._iterations(iterations, self.default_quality)
+        step = step or self.iteration
         target = x - 0.5
-        residual = target
         x_hat = torch.zeros_like(target)
-        enc_state = dec_state = None
+        state = (None, None)
         residuals, codes = [], []
         for _ in range(t_max):
-            features, enc_state = self.encoder(residual, enc_state)
-            bits = self.binarizer(features)
-            out, dec_state = self.decoder(bits, dec_state)
-            x_hat = out + self.gamma * x_hat if self.gamma else out
-            residual = target - x_hat
-            residuals.append(residual)
+            bits, x_hat, state = step(target, x_hat, state)
+            residuals.append(target - x_hat)
             codes.append(bits)
         codes_t = torch.cat(codes, dim=1)
         return {
@@ -175,6 +173,16 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
             "likelihoods": {"codes": torch.full_like(codes_t, 0.5).detach()},
             "residuals": torch.stack(residuals),
         }
+
+    def iteration(self, target: Tensor, x_hat: Tensor, state: tuple) -> tuple[Tensor, Tensor, tuple]:
+        """One coding iteration on the centred image ``target`` given the reconstruction so far
+        (zeros before the first): ``(codes, new x_hat, new state)``; ``state`` is
+        ``(encoder state, decoder state)``, ``(None, None)`` before the first iteration."""
+        features, enc_state = self.encoder(target - x_hat, state[0])
+        bits = self.binarizer(features)
+        out, dec_state = self.decoder(bits, state[1])
+        x_hat = out + self.gamma * x_hat if self.gamma else out
+        return bits, x_hat, (enc_state, dec_state)
 
     @staticmethod
     def residual_loss(output: dict) -> Tensor:

@@ -168,11 +168,13 @@ def _check_size(images: Sequence[CachedImage], size: int) -> None:
 class RandomCropDataset(Dataset):
     """``crops_per_image`` random crops (with random flips) of every image, per epoch, shuffled.
 
-    The epoch's order (a permutation of its samples) and each sample's crop position and flips
-    are pure functions of ``(seed, epoch, index)``: they do not depend on workers, ranks or a
-    sampler's state, so loaders need no shuffling and a resumed run draws what it would have.
-    Set the epoch with :meth:`set_epoch` (the :class:`~codeczoo.training.module.CodecModule`
-    does it at the start of each training epoch through :meth:`XrayDataModule.set_epoch`).
+    At :meth:`set_epoch` the whole epoch is drawn at once from ``(seed, epoch)``: its order (a
+    permutation of the samples) and each crop's image, position and flips (:attr:`positions`).
+    So a crop is a pure function of ``(seed, epoch, index)``: it does not depend on workers, ranks
+    or a sampler's state, loaders need no shuffling, a resumed run draws what it would have, and
+    cutting crops on the device (:class:`~codeczoo.training.device_crops.ImageStack`) gives the
+    very same crops.  The :class:`~codeczoo.training.module.CodecModule` sets the epoch at the
+    start of each training epoch through :meth:`XrayDataModule.set_epoch`.
     """
 
     def __init__(self, images: Sequence[CachedImage], crop_size: int, crops_per_image: int,
@@ -186,22 +188,34 @@ class RandomCropDataset(Dataset):
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
+        """Draw epoch ``epoch``: :attr:`positions`, int64 rows ``(image, top, left, hflip,
+        vflip)`` in the order the epoch visits them."""
         self.epoch = int(epoch)
-        self.order = np.random.default_rng((self.seed, self.epoch)).permutation(len(self))
+        rng = np.random.default_rng((self.seed, self.epoch))
+        n = len(self)
+        image = rng.permutation(n) // self.crops_per_image
+        shapes = np.array([img.values.shape for img in self.images], dtype=np.int64)[image]
+        top = rng.integers(0, shapes[:, 0] - self.crop_size + 1)
+        left = rng.integers(0, shapes[:, 1] - self.crop_size + 1)
+        hflip = rng.integers(0, 2, n) if self.hflip else np.zeros(n, np.int64)
+        vflip = rng.integers(0, 2, n) if self.vflip else np.zeros(n, np.int64)
+        self.positions = np.stack([image, top, left, hflip, vflip], axis=1).astype(np.int64)
 
     def __len__(self) -> int:
         return len(self.images) * self.crops_per_image
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        sample = int(self.order[index])
-        img = self.images[sample // self.crops_per_image]
-        rng = np.random.default_rng((self.seed, self.epoch, sample))
-        h, w = img.values.shape
-        top = int(rng.integers(0, h - self.crop_size + 1))
-        left = int(rng.integers(0, w - self.crop_size + 1))
-        hflip = self.hflip and bool(rng.integers(2))
-        vflip = self.vflip and bool(rng.integers(2))
-        return _crop_flip(img, top, left, self.crop_size, hflip, vflip)
+        k, top, left, hflip, vflip = (int(v) for v in self.positions[index])
+        return _crop_flip(self.images[k], top, left, self.crop_size, bool(hflip), bool(vflip))
+
+
+class CropPositionDataset(RandomCropDataset):
+    """The same epochs as :class:`RandomCropDataset`, but items are the crops' positions
+    (int64 ``(image, top, left, hflip, vflip)``): the loader moves a few bytes per crop and the
+    pixels are cut on the device (``XrayDataModule(crops_on_device=True)``)."""
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return torch.from_numpy(self.positions[index].copy())
 
 
 class FixedCropDataset(Dataset):
@@ -251,6 +265,10 @@ class XrayDataModule(L.LightningDataModule):
         hflip, vflip: random horizontal / vertical flips of training crops.
         seed: seed of the crop positions (training and validation).
         limit_images: keep only the first N images (sorted by name) of each split (quick runs).
+        crops_on_device: keep the training images in the accelerator's memory (one padded
+            tensor, the stored integers) and cut each batch's crops there with one gather; the
+            loader only carries crop positions. The crops are exactly the host path's. For data
+            sets that fit in device memory (the shared chest X-rays: about 100 MB).
     """
 
     def __init__(self, data_root: Optional[str] = None, train_dir: Optional[str] = "cxr/train",
@@ -261,7 +279,7 @@ class XrayDataModule(L.LightningDataModule):
                  val_crop_size: Optional[int] = None, val_crops_per_image: int = 4,
                  batch_size: int = 32, val_batch_size: Optional[int] = None,
                  num_workers: int = 0, hflip: bool = True, vflip: bool = False, seed: int = 0,
-                 limit_images: Optional[int] = None):
+                 limit_images: Optional[int] = None, crops_on_device: bool = False):
         super().__init__()
         self.save_hyperparameters()
         if split_dir is None and train_dir is None:
@@ -277,6 +295,8 @@ class XrayDataModule(L.LightningDataModule):
         self.num_workers, self.seed = int(num_workers), int(seed)
         self.hflip, self.vflip = hflip, vflip
         self.limit_images = limit_images
+        self.crops_on_device = bool(crops_on_device)
+        self._stack = None  # ImageStack of the training images (crops_on_device)
         self.split_paths: dict[str, list[Path]] = {}
         self._cache: dict[Path, CachedImage] = {}
         self.train_set: Optional[RandomCropDataset] = None
@@ -359,9 +379,13 @@ class XrayDataModule(L.LightningDataModule):
     def setup(self, stage: Optional[str] = None) -> None:
         splits = self.resolve_splits()
         if stage in (None, "fit") and self.train_set is None:
-            self.train_set = RandomCropDataset(self._images(splits["train"]), self.crop_size,
-                                               self.crops_per_image, self.seed, self.hflip,
-                                               self.vflip)
+            kind = CropPositionDataset if self.crops_on_device else RandomCropDataset
+            self.train_set = kind(self._images(splits["train"]), self.crop_size,
+                                  self.crops_per_image, self.seed, self.hflip, self.vflip)
+            if self.crops_on_device:
+                from .device_crops import ImageStack
+
+                self._stack = ImageStack(self.train_set.images)
         if stage in (None, "fit", "validate") and self.val_set is None and splits["val"]:
             self.val_set = FixedCropDataset(self._images(splits["val"]), self.val_crop_size,
                                             self.val_crops_per_image, self.seed)
@@ -384,6 +408,15 @@ class XrayDataModule(L.LightningDataModule):
         return DataLoader(dataset, batch_size=batch_size, shuffle=False, drop_last=train,
                           num_workers=self.num_workers, persistent_workers=False,
                           pin_memory=torch.cuda.is_available())
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """With ``crops_on_device``: crop positions (on the device already) -> crops."""
+        if (self._stack is not None and isinstance(batch, torch.Tensor)
+                and batch.dtype == torch.int64 and batch.dim() == 2):
+            if self._stack.device != batch.device:
+                self._stack = self._stack.to(batch.device)
+            return self._stack.crops(batch, self.crop_size)
+        return batch
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.batch_size, train=True)

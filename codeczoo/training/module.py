@@ -55,6 +55,8 @@ from .data import XrayDataModule
 from .losses import RateDistortionLoss, RecurrentResidualLoss
 
 LR_SCHEDULES = ("multistep", "cosine", "constant")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+FUSE_GATES = ("none", "equal", "all")
 #: keys of the checkpoint entry the module adds (read by codeczoo export).
 CKPT_KEY = "codeczoo"
 
@@ -107,6 +109,21 @@ class CodecModule(L.LightningModule):
             spread over ``1..max_iterations``.
         val_real_bpp: also measure the real bytes of ``compress`` at every validation rate
             (recurrent codecs; costs one encode per rate).
+
+    Speed options (execution only: same parameters, same weights files; see
+    ``docs/training.md``, "Throughput"):
+
+        compile: ``torch.compile`` mode for the training step of a recurrent codec (``default``,
+            ``reduce-overhead`` = with CUDA graphs, ``max-autotune``,
+            ``max-autotune-no-cudagraphs``), or ``None`` (eager). One coding iteration is
+            compiled and reused for all ``T``, so compile time does not grow with ``T``.
+        channels_last: NHWC memory format for the codec (faster bf16 / fp16 convolutions on
+            GPUs with tensor cores).
+        fuse_gates: ``equal`` runs each non-strided ConvLSTM's two gate convolutions as one where
+            their kernels are equal (same arithmetic); ``all`` also zero-pads unequal kernels
+            (more multiplications, fewer kernels); ``none`` (default) as written.
+        fused_adam: Adam's single-kernel CUDA implementation (``fused=True``); not with
+            ``16-mixed`` and gradient clipping (Lightning cannot unscale before clipping).
     """
 
     def __init__(self, codec: str = "sushmit2019-rnnconv", codec_args: Optional[dict] = None,
@@ -115,9 +132,16 @@ class CodecModule(L.LightningModule):
                  lr: float = 5e-4, aux_lr: float = 1e-3, weight_decay: float = 0.0,
                  lr_schedule: str = "multistep", lr_milestones: Sequence[float] = (0.5, 0.75),
                  lr_gamma: float = 0.5, lr_min_factor: float = 0.01, warmup_steps: int = 0,
-                 val_qualities: Optional[Sequence[int]] = None, val_real_bpp: bool = True):
+                 val_qualities: Optional[Sequence[int]] = None, val_real_bpp: bool = True,
+                 compile: Optional[str] = None, channels_last: bool = False,
+                 fuse_gates: str = "none", fused_adam: bool = False):
         super().__init__()
         self.save_hyperparameters()
+        if compile is not None and compile not in COMPILE_MODES:
+            raise CodeczooError(f"compile must be one of {', '.join(COMPILE_MODES)} or null, "
+                                f"got {compile!r}")
+        if fuse_gates not in FUSE_GATES:
+            raise CodeczooError(f"fuse_gates must be one of {', '.join(FUSE_GATES)}, got {fuse_gates!r}")
         if lr_schedule not in LR_SCHEDULES:
             raise CodeczooError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {lr_schedule!r}")
         if loss_p not in (1, 2):
@@ -168,11 +192,31 @@ class CodecModule(L.LightningModule):
         self._wall_before = 0.0  # wall seconds of earlier (resumed-from) runs
         self._fit_started: Optional[float] = None
         self._val_step: Optional[int] = None  # global step of the last (non-sanity) validation
+        self._train_step_fn = None  # the compiled coding iteration (``compile``), built in setup
+        #: optimiser steps the LR schedule spans; ``None``: the Trainer's estimate (max_steps),
+        #: set by :class:`~codeczoo.training.budget.TimeBudget` when it fixes max_steps
+        self.schedule_steps: Optional[int] = None
+
+    # -- speed options --------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        """Apply the speed options (before the optimiser is built; parameters keep their
+        identity, so optimiser states and checkpoints are unaffected)."""
+        hp = self.hparams
+        if hp.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        if hp.fuse_gates != "none":
+            from ..layers import fuse_gate_convolutions
+
+            fuse_gate_convolutions(self.model, pad_kernels=hp.fuse_gates == "all")
+        if hp.compile and self.recurrent and self._train_step_fn is None:
+            # one iteration, static shapes (training batches have one size: drop_last)
+            self._train_step_fn = torch.compile(self.model.iteration, mode=hp.compile,
+                                                dynamic=False)
 
     # -- forward and losses --------------------------------------------------------------------
-    def forward(self, x: Tensor, iterations: Optional[int] = None) -> dict:
+    def forward(self, x: Tensor, iterations: Optional[int] = None, step=None) -> dict:
         if self.recurrent:
-            return self.model(x, iterations=iterations)
+            return self.model(x, iterations=iterations, step=step)
         return self.model(x)
 
     def compute_loss(self, x: Tensor, output: dict) -> dict[str, Tensor]:
@@ -188,19 +232,33 @@ class CodecModule(L.LightningModule):
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         x = batch
-        output = self(x, self.train_iterations) if self.recurrent else self(x)
+        if self.recurrent:
+            output = self(x, self.train_iterations, step=self._train_step_fn)
+        else:
+            output = self(x)
         losses = self.compute_loss(x, output)
-        logs = {"train/loss": losses["loss"].detach()}
+        # Logged values stay on the device (no host sync per step): Lightning reads them only
+        # every log_every_n_steps steps. Clones: a CUDA-graph replay reuses its output memory.
+        logs = {"train/loss": losses["loss"].detach().clone()}
         for key in ("mse", "bpp", "aux"):
             if key in losses:
-                logs[f"train/{key}"] = losses[key].detach()
+                logs[f"train/{key}"] = losses[key].detach().clone()
         if "per_iteration" in losses:
-            logs["train/residual_last"] = losses["per_iteration"][-1]
+            logs["train/residual_last"] = losses["per_iteration"][-1].clone()
         self.log_dict(logs, on_step=True, on_epoch=True, prog_bar=False, sync_dist=True,
                       batch_size=x.shape[0])
-        self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=True, prog_bar=True,
-                 batch_size=x.shape[0])
+        if self._logs_this_step():
+            # a Python float becomes a device tensor (a blocking copy), so only when logging
+            self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=True, prog_bar=True,
+                     batch_size=x.shape[0])
         return losses["loss"]
+
+    def _logs_this_step(self) -> bool:
+        trainer = self._trainer
+        if trainer is None:
+            return True
+        every = max(1, int(getattr(trainer, "log_every_n_steps", 1) or 1))
+        return (trainer.global_step + 1) % every == 0 or trainer.global_step == 0
 
     # -- validation and test ---------------------------------------------------------------------
     def _stage_metrics(self, stage: str, size: int) -> tuple[nn.ModuleDict, nn.ModuleDict]:
@@ -268,12 +326,20 @@ class CodecModule(L.LightningModule):
         groups = [{"params": main, "lr": hp.lr, "weight_decay": hp.weight_decay, "name": "net"}]
         if aux:
             groups.append({"params": aux, "lr": hp.aux_lr, "weight_decay": 0.0, "name": "aux"})
-        optimizer = torch.optim.Adam(groups)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
+        fused = bool(hp.fused_adam)
+        if fused and str(self.trainer.precision) in ("16-mixed", "16") \
+                and self.trainer.gradient_clip_val:
+            raise CodeczooError("fused_adam cannot be combined with 16-mixed precision and gradient "
+                                "clipping (use bf16-mixed, or fused_adam false)")
+        optimizer = torch.optim.Adam(groups, fused=True) if fused else torch.optim.Adam(groups)
+        estimated = max(1, int(self.trainer.estimated_stepping_batches))
         warm = int(hp.warmup_steps)
-        milestones = sorted({max(1, int(round(f * total))) for f in hp.lr_milestones})
+        module = self
 
         def net_factor(step: int) -> float:
+            # the span is read at every step, so a TimeBudget can fix it once it knows the rate
+            total = max(1, int(module.schedule_steps or estimated))
+            milestones = sorted({max(1, int(round(f * total))) for f in hp.lr_milestones})
             factor = min(1.0, (step + 1) / warm) if warm > 0 and step < warm else 1.0
             if hp.lr_schedule == "multistep":
                 factor *= hp.lr_gamma ** sum(step >= m for m in milestones)
@@ -338,6 +404,7 @@ class CodecModule(L.LightningModule):
             # device-minutes: GPU-minutes on GPUs; on CPUs, minutes x processes x torch threads
             "device_minutes": wall / 60.0 * devices * (1 if on_gpu else torch.get_num_threads()),
             "global_step": int(trainer.global_step),
+            "schedule_steps": self.schedule_steps,
             # the last validation's metrics and the step they were measured at (a checkpoint
             # written between validations carries the previous validation's numbers)
             "validation_step": self._val_step,
@@ -350,5 +417,6 @@ class CodecModule(L.LightningModule):
         info = checkpoint.get(CKPT_KEY) or {}
         self._wall_before = float(info.get("wall_time_s", 0.0))
         self._val_step = info.get("validation_step")
+        self.schedule_steps = info.get("schedule_steps")
         if info.get("init_from"):
             self.init_from = info["init_from"]
