@@ -18,7 +18,7 @@ from .errors import CodeczooError, one_line
 
 #: sub-command modules under codeczoo.commands, in the order ``--help`` lists them.
 COMMANDS = ("list", "info", "compress", "decompress", "demo", "eval", "bench", "paper_table",
-            "figure", "export")
+            "figure", "export", "round")
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
 
 

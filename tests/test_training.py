@@ -167,10 +167,14 @@ def _recipe_id(path: Path) -> str:
     pytest.param(r, marks=pytest.mark.slow) if _recipe_id(r) in SLOW_RECIPES else r
     for r in RECIPES], ids=_recipe_id)
 def test_every_recipe_fast_dev_run(recipe, tmp_path, data_dir):
+    # GPU recipes run here on the CPU, in their precision, without compiling (minutes on a CPU;
+    # the compiled step has its own slow test in test_throughput.py)
+    on_cpu = (["--trainer.accelerator", "cpu", "--model.compile", "null"]
+              if "accelerator: gpu" in recipe.read_text() else [])
     cli = run_lightning_cli(
         ["fit", "--config", str(recipe), "--trainer.fast_dev_run", "1",
          "--trainer.default_root_dir", str(tmp_path), "--model.train_iterations", "2",
-         "--model.val_qualities", "[1, 2]", "--data.data_root", str(data_dir)] + TINY_DATA)
+         "--model.val_qualities", "[1, 2]", "--data.data_root", str(data_dir)] + TINY_DATA + on_cpu)
     trainer = cli.trainer
     assert trainer.global_step == 1
     metrics = trainer.callback_metrics
@@ -207,6 +211,39 @@ def test_fit_two_steps_in_bf16_mixed_on_cpu(tmp_path, data_dir):
     assert math.isfinite(float(metrics["val/psnr_q2"]))
     info = read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["codeczoo"]
     assert info["precision"] == "bf16-mixed" and info["validation_step"] == 2
+
+
+@pytest.mark.slow
+def test_time_budget_sets_max_steps_and_ends_the_schedule_with_a_validation(tmp_path, data_dir):
+    """--budget.minutes: the rate is measured, max_steps and the cosine span are set to fit, the
+    run ends (with one validation) before the deadline, and export records the plan."""
+    import time
+
+    from codeczoo.training.budget import TimeBudget
+
+    t0 = time.time()
+    cli = run_lightning_cli(
+        ["fit", "--config", str(SMALL), "--trainer.max_steps", "100000",
+         "--trainer.val_check_interval", "100000", "--trainer.check_val_every_n_epoch", "null",
+         "--trainer.num_sanity_val_steps", "1", "--model.lr_schedule", "cosine",
+         "--budget.minutes", "0.3", "--budget.warmup_steps", "1", "--budget.measure_steps", "3",
+         "--trainer.default_root_dir", str(tmp_path),
+         "--data.data_root", str(data_dir)]
+        + ONE_ITERATION + TINY_DATA + ["--data.crops_per_image", "64"])
+    trainer, module = cli.trainer, cli.model
+    budget = next(c for c in trainer.callbacks if isinstance(c, TimeBudget))
+    plan = budget.plan
+    assert plan["max_steps"] > 4 and plan["steps_per_s"] > 0
+    assert budget.deadline < t0 + 0.3 * 60 + 2
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert last.stat().st_mtime < budget.deadline  # final validation and checkpoint inside
+    assert trainer.global_step <= plan["max_steps"] == module.schedule_steps
+    ckpt = read_checkpoint(last)
+    assert ckpt["codeczoo"]["validation_step"] == trainer.global_step  # the final validation
+    assert ckpt["callbacks"]["TimeBudget"]["plan"]["max_steps"] == plan["max_steps"]
+    if trainer.global_step == plan["max_steps"]:  # the cosine ran to its floor
+        lr = trainer.optimizers[0].param_groups[0]["lr"]
+        assert lr == pytest.approx(module.hparams.lr * module.hparams.lr_min_factor, rel=0.05)
 
 
 def test_last_checkpoint_keeps_the_steps_after_the_last_validation(tmp_path, data_dir):

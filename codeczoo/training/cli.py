@@ -12,6 +12,9 @@ DataModule subclass plugs in without code changes here)::
 
 A ``--config`` that is not a file names a packaged recipe (:mod:`codeczoo.training.recipes`).
 
+``--budget.minutes M`` (:class:`~codeczoo.training.budget.TimeBudget`) measures the steps per
+second and fits ``max_steps`` and the LR schedule into ``M`` minutes, start-up included.
+
 A :class:`~codeczoo.training.checkpoint.FinalStepCheckpoint` (Lightning's ``ModelCheckpoint`` that
 also keeps the steps after the last validation) is always present (``checkpoint.*`` options, ``save_last: true`` by default, folder ``<trainer.default_root_dir>/checkpoints`` so
 that ``--ckpt_path last`` finds it) and Lightning writes it from rank zero only. The
@@ -29,6 +32,7 @@ from typing import Sequence
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from ..errors import CodeczooError
+from .budget import TimeBudget
 from .checkpoint import FinalStepCheckpoint
 from .data import XrayDataModule
 from .module import CodecModule
@@ -45,10 +49,12 @@ class RecipeConfigCallback(SaveConfigCallback):
 
 
 class CodeczooCLI(LightningCLI):
-    """LightningCLI with an always-on, configurable checkpoint callback (``--checkpoint.*``)."""
+    """LightningCLI with an always-on, configurable checkpoint callback (``--checkpoint.*``) and
+    a time budget (``--budget.minutes``, ``--budget.deadline``; inert unless given)."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(FinalStepCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(TimeBudget, "budget")
         parser.set_defaults({"checkpoint.save_last": True,
                              "checkpoint.filename": "step{step:08d}",
                              "checkpoint.auto_insert_metric_name": False})

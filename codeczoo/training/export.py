@@ -100,10 +100,12 @@ def _sample_input(model) -> torch.Tensor:
 
 
 def _reconstructions(model, x: torch.Tensor) -> dict:
-    """quality -> x_hat; every quality of a recurrent codec, else the single reconstruction."""
+    """quality -> x_hat; every quality of a recurrent codec (one pass at the highest: the
+    iterations are progressive, ``x_hat_q = x - r_q``), else the single reconstruction."""
     with torch.no_grad():
         if model.progressive:
-            return {q: model(x, iterations=q)["x_hat"] for q in range(1, model.max_iterations + 1)}
+            residuals = model(x, iterations=model.max_iterations)["residuals"]
+            return {q: x - residuals[q - 1] for q in range(1, model.max_iterations + 1)}
         return {None: model(x)["x_hat"]}
 
 
@@ -293,6 +295,9 @@ def training_record(ckpt: dict, checkpoint_path) -> dict:
         "exported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     record[unit] += minutes
+    budget = (ckpt.get("callbacks") or {}).get("TimeBudget") or {}
+    if budget.get("plan"):
+        record["time_budget"] = _jsonable(budget["plan"])
     if previous:
         record["continued_from"] = {"weights": (info.get("init_from") or {}).get("weights", {})
                                     .get("file"), "steps": int(previous.get("steps", 0))}
