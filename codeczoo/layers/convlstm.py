@@ -101,8 +101,8 @@ class ConvLSTMCell(nn.Module):
                 gates = gates + self.conv_hh.bias.view(1, -1, 1, 1)
         else:
             h_prev, c_prev = state
-            if (h_prev.shape[0] != x.shape[0]
-                    or tuple(h_prev.shape[-2:]) != self.output_size(x.shape[-2], x.shape[-1])):
+            size = (-(-x.shape[-2] // self.stride), -(-x.shape[-1] // self.stride))
+            if h_prev.shape[0] != x.shape[0] or tuple(h_prev.shape[-2:]) != size:
                 raise ValueError(
                     f"state of shape {tuple(h_prev.shape)} does not fit input {tuple(x.shape)}")
             if self.fused:

@@ -77,6 +77,12 @@ def hardware_description() -> str:
     return f"{model} ({os.cpu_count()} cores)"
 
 
+def _full_precision(x: Tensor):
+    """Metrics outside autocast: SSIM's Gaussian-window convolutions in bf16 cancel
+    catastrophically (``E[x^2] - E[x]^2``) and can even turn SSIM negative on smooth crops."""
+    return torch.autocast(device_type=x.device.type, enabled=False)
+
+
 def is_aux_parameter(name: str) -> bool:
     """CompressAI's rule (examples/train.py): entropy-bottleneck quantiles are the aux params."""
     return name.endswith(".quantiles") or name == "quantiles"
@@ -288,15 +294,17 @@ class CodecModule(L.LightningModule):
             for q in self.val_qualities:
                 key = f"_q{q}"
                 # x_hat_t = x - r_t: the reconstruction after q iterations (causal recurrence)
-                images[key].update((x - output["residuals"][q - 1]).clamp(0.0, 1.0).float(),
-                                   x.float())
+                with _full_precision(x):
+                    images[key].update((x - output["residuals"][q - 1]).clamp(0.0, 1.0).float(),
+                                       x.float())
                 if key in bpps:
                     bpps[key].update(self._real_bpp(x, q), weight=n)
         else:
             output = self(x)
             losses = self.rd_loss(output, x)
             loss = losses["loss"]
-            images["single"].update(output["x_hat"].clamp(0.0, 1.0).float(), x.float())
+            with _full_precision(x):
+                images["single"].update(output["x_hat"].clamp(0.0, 1.0).float(), x.float())
             bpps["single"].update(losses["bpp"], weight=n)
         self.log(f"{stage}/loss", loss, on_epoch=True, sync_dist=True, batch_size=n)
         for coll in images.values():

@@ -7,7 +7,8 @@ the validation split, and leaves one folder to bring home::
 
     OUTDIR/summary.json   what ran, how fast, what it bought (new against shipped, per quality)
     OUTDIR/summary.md     the same for people
-    OUTDIR/round.tar.gz   registry/<codec>/{card.json, <codec>-<sha>.safetensors},
+    OUTDIR/round.tar.gz   registry/<codec>/{weights.json, training.json, <codec>-<sha>.safetensors}
+                          (the new weights first in weights.json; the shipped file stays out),
                           results/val/<codec>.json, logs/, runs/<codec>/config.yaml
 
 The budget covers everything from ``started`` (the wrapper ``scripts/gpu_round.sh`` passes the
@@ -20,9 +21,11 @@ moment it began, before installing wheels) to the last file written:
    :class:`~codeczoo.training.budget.TimeBudget` measures its own steps per second while the
    other runs, and ends its cosine schedule, its final validation and its checkpoint before the
    training deadline;
-3. ``codeczoo export --fp16`` and ``codeczoo eval --card`` run as they would by hand, into a
-   private registry (``CODECZOO_REGISTRY``), so the cards, weights and results are exactly what
-   those commands write; the repository's own ``registry/`` is never touched.
+3. ``codeczoo export --fp16`` and ``codeczoo eval --record`` run as they would by hand, into a
+   private user registry (``CODECZOO_REGISTRY``) that starts as a copy of the shipped entries, so
+   the manifests, training records, weights and results are exactly what those commands write;
+   the repository's own ``registry/`` is never touched. To ship, copy the tarball's
+   ``registry/<codec>/`` over the repository's.
 
 ``--smoke`` shrinks everything (CPU, tiny crops, one iteration, one validation image) so CI runs
 the whole chain in about a minute and it cannot rot.
@@ -215,18 +218,16 @@ def probe_eval_seconds(plan: RoundPlan) -> float:
 
 
 def prepare(plan: RoundPlan) -> None:
-    """Private registry (the shipped cards and weights), result and log folders, and a working
-    folder in which ``../shared/data`` is the data root (so recorded commands read as in
-    docs/results.md)."""
-    from ..registry import get_card, registry_root
+    """Private user registry (a copy of each codec's shipped folder: manifest, training record,
+    weights files), result and log folders, and a working folder in which ``../shared/data`` is
+    the data root (so recorded commands read as in docs/results.md)."""
+    from ..registry import current_weights
 
     for name in plan.codecs:
-        src = registry_root() / name
-        dst = plan.work / "registry" / name
-        dst.mkdir(parents=True)
-        card = get_card(name)
-        shutil.copy2(src / "card.json", dst / "card.json")
-        shutil.copy2(src / card["weights"]["file"], dst / card["weights"]["file"])
+        located = current_weights(name)
+        if located is None:
+            raise CodeczooError(f"{name} ships no weights to continue from")
+        shutil.copytree(located.root / name, plan.work / "registry" / name)
     for sub in ("logs", "runs", "repo/results/val"):
         (plan.work / sub).mkdir(parents=True, exist_ok=True)
     (plan.work / "shared").mkdir()
@@ -248,22 +249,22 @@ def fit_command(plan: RoundPlan, name: str, deadline: float) -> list[str]:
 
 
 def export_command(plan: RoundPlan, name: str) -> list[str]:
-    """``codeczoo export --fp16`` of the run's last checkpoint, with the recipe and the data
-    source the shipped card names."""
-    from ..registry import get_card
+    """``codeczoo export --fp16`` of the run's last checkpoint (into the private user
+    registry), with the recipe and the data source the shipped training record names."""
+    from ..registry import read_training
 
-    source = ((get_card(name).get("training") or {}).get("data") or {}).get(
-        "source", "shared chest X-rays (cxr/train)")
+    source = (read_training(name).get("data") or {}).get("source",
+                                                          "shared chest X-rays (cxr/train)")
     return _python("export", str(plan.work / "runs" / name / "checkpoints" / "last.ckpt"),
                    "--name", name, "--fp16", "--recipe", f"recipes/{name}/{ROUND_RECIPE}",
                    "--data-source", source)
 
 
 def eval_command(plan: RoundPlan, name: str) -> list[str]:
-    """``codeczoo eval --card`` on the validation split, run from a folder where
+    """``codeczoo eval --record`` on the validation split, run from a folder where
     ``../shared/data`` is the data root (the command reads as in docs/results.md)."""
     cmd = _python("eval", "../shared/data/cxr/val", "--codec", name, "--quality",
-                  ",".join(str(q) for q in plan.qualities), "--card",
+                  ",".join(str(q) for q in plan.qualities), "--record",
                   "-o", f"results/val/{name}.json")
     if plan.accelerator == "gpu":
         cmd += ["--device", "cuda"]
@@ -340,19 +341,28 @@ def run_round(minutes: float, out: str | os.PathLike, *, started: Optional[float
             shutil.rmtree(plan.work, ignore_errors=True)
 
 
-def _card(plan: RoundPlan, name: str) -> dict:
-    path = plan.work / "registry" / name / "card.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+def _registry_files(plan: RoundPlan, name: str) -> tuple[dict, dict]:
+    """The private registry's manifest entry in use and training record of ``name``."""
+    folder = plan.work / "registry" / name
+    manifest = folder / "weights.json"
+    training = folder / "training.json"
+    weights = json.loads(manifest.read_text())["weights"][0] if manifest.is_file() else {}
+    return weights, (json.loads(training.read_text()) if training.is_file() else {})
+
+
+def _evaluation_of(record: dict, weights_hash: str) -> dict:
+    """The validation-split evaluation recorded for ``weights_hash`` (the last one), or {}."""
+    found = [e for e in record.get("evaluations", [])
+             if e.get("weights_hash") == weights_hash and "cxr/val" in (e.get("command") or "")]
+    return found[-1] if found else {}
 
 
 def _shipped_points(name: str) -> dict[int, dict]:
-    """Validation points of the shipped weights (their card's evaluation), by quality."""
-    from ..registry import get_card
+    """Validation points of the shipped weights (their recorded evaluation), by quality."""
+    from ..registry import current_weights, read_training
 
-    card = get_card(name)
-    evaluation = card.get("evaluation") or {}
-    if evaluation.get("weights_hash") != (card.get("weights") or {}).get("weights_hash"):
-        return {}
+    located = current_weights(name)
+    evaluation = _evaluation_of(read_training(name), located.entry.weights_hash) if located else {}
     results = evaluation.get("results", {})
     return {q: {k: results[k][i] for k in ("bpp", "psnr", "ms-ssim") if k in results}
             for i, q in enumerate(evaluation.get("quality", []))}
@@ -366,41 +376,41 @@ def summarise(plan: RoundPlan, codes: dict[str, int], timeline: dict[str, float]
 
     codecs = {}
     for name in plan.codecs:
-        card = _card(plan, name)
-        training = card.get("training") or {}
+        weights, training = _registry_files(plan, name)
         entry: dict[str, Any] = {"exit_codes": {k.split(":")[0]: v for k, v in codes.items()
                                                 if k.endswith(":" + name)}}
-        if training.get("exported"):
+        if codes.get(f"export:{name}") == 0:
             budget = training.get("time_budget") or {}
             config = _recipe_config(training.get("recipe_config"))
             batch = ((config.get("data") or {}).get("init_args") or {}).get("batch_size")
-            entry.update(weights=card["weights"]["file"], sha256=card["weights"]["sha256"],
+            entry.update(weights=weights.get("file"), sha256=weights.get("sha256"),
+                         weights_hash=weights.get("weights_hash"),
                          steps_this_run=training.get("steps_this_run"),
                          steps_total=training.get("steps"), precision=training.get("precision"),
                          hardware=training.get("hardware"), wall_s=training.get("wall_time_s"),
                          steps_per_s=budget.get("steps_per_s_last") or budget.get("steps_per_s"),
                          batch=batch, time_budget=budget,
-                         validation=card.get("validation"))
+                         validation=training.get("validation"))
             if entry["steps_per_s"] and batch:
                 entry["crops_per_s"] = entry["steps_per_s"] * batch
-        evaluation = card.get("evaluation") or {}
-        if evaluation.get("weights_hash") == (card.get("weights") or {}).get("weights_hash"):
-            new = evaluation["results"]
-            old = _shipped_points(name)
-            rows = []
-            for i, q in enumerate(evaluation["quality"]):
-                row = {"quality": q, "bpp": new["bpp"][i], "psnr": new["psnr"][i],
-                       "ms-ssim": new["ms-ssim"][i]}
-                if q in old and old[q].get("psnr") is not None and row["psnr"] is not None:
-                    row.update(shipped_bpp=old[q]["bpp"], shipped_psnr=old[q]["psnr"],
-                               delta_psnr=row["psnr"] - old[q]["psnr"])
-                rows.append(row)
-            entry["evaluation"] = {"command": evaluation.get("command"),
-                                   "images": (evaluation.get("dataset") or {}).get("images"),
-                                   "points": rows}
-            deltas = [r["delta_psnr"] for r in rows if "delta_psnr" in r]
-            if deltas and len(deltas) == len(rows):
-                entry["psnr_gain_every_quality"] = min(deltas) > 0
+            evaluation = _evaluation_of(training, weights.get("weights_hash"))
+            if evaluation:
+                new = evaluation["results"]
+                old = _shipped_points(name)
+                rows = []
+                for i, q in enumerate(evaluation["quality"]):
+                    row = {"quality": q, "bpp": new["bpp"][i], "psnr": new["psnr"][i],
+                           "ms-ssim": new["ms-ssim"][i] if "ms-ssim" in new else None}
+                    if q in old and old[q].get("psnr") is not None and row["psnr"] is not None:
+                        row.update(shipped_bpp=old[q]["bpp"], shipped_psnr=old[q]["psnr"],
+                                   delta_psnr=row["psnr"] - old[q]["psnr"])
+                    rows.append(row)
+                entry["evaluation"] = {"command": evaluation.get("command"),
+                                       "images": (evaluation.get("dataset") or {}).get("images"),
+                                       "points": rows}
+                deltas = [r["delta_psnr"] for r in rows if "delta_psnr" in r]
+                if deltas and len(deltas) == len(rows):
+                    entry["psnr_gain_every_quality"] = min(deltas) > 0
         codecs[name] = entry
     end = time.time()
     return {
@@ -415,8 +425,8 @@ def summarise(plan: RoundPlan, codes: dict[str, int], timeline: dict[str, float]
                         "device": torch.cuda.get_device_name(0) if plan.accelerator == "gpu"
                         else "cpu", "numpy": __import__("numpy").__version__},
         "codecs": codecs,
-        "files": {"round.tar.gz": "registry/<codec>/ (card.json and new weights), results/val/, "
-                                  "logs/, runs/<codec>/config.yaml"},
+        "files": {"round.tar.gz": "registry/<codec>/ (weights.json, training.json, the new "
+                                  "weights), results/val/, logs/, runs/<codec>/config.yaml"},
     }
 
 
@@ -475,12 +485,12 @@ def pack(plan: RoundPlan) -> None:
     plan.out.mkdir(parents=True, exist_ok=True)
     with tarfile.open(plan.out / "round.tar.gz", "w:gz") as tar:
         for name in plan.codecs:
-            card = _card(plan, name)
             folder = plan.work / "registry" / name
-            tar.add(folder / "card.json", f"registry/{name}/card.json")
-            weights = (card.get("weights") or {}).get("file")
-            if weights and _is_new(name, weights):  # the shipped file stays out
-                tar.add(folder / weights, f"registry/{name}/{weights}")
+            weights, _ = _registry_files(plan, name)
+            for meta in ("weights.json", "training.json"):
+                tar.add(folder / meta, f"registry/{name}/{meta}")
+            if weights and _is_new(name, weights["file"]):  # the shipped file stays out
+                tar.add(folder / weights["file"], f"registry/{name}/{weights['file']}")
             result = plan.work / "repo" / "results" / "val" / f"{name}.json"
             if result.is_file():
                 tar.add(result, f"results/val/{name}.json")
@@ -492,6 +502,7 @@ def pack(plan: RoundPlan) -> None:
 
 
 def _is_new(name: str, weights: str) -> bool:
-    from ..registry import get_card
+    """Whether ``weights`` is not one of the files the repository already ships."""
+    from ..registry import packaged_registry
 
-    return get_card(name).get("weights", {}).get("file") != weights
+    return not (packaged_registry() / name / weights).is_file()
