@@ -144,10 +144,13 @@ class Codec:
             raise CodeczooError("metadata given without a metadata_kind")
         spec = intensity.describe(image, bits_stored, photometric)
         quality = self.check_quality(quality)
-        payload, (pad_bottom, pad_right) = self.encode_values(
-            intensity.to_unsigned(image, spec), spec, quality)
+        payload, pads = self.encode_values(intensity.to_unsigned(image, spec), spec, quality)
+        return self._container(spec, quality, payload, pads, metadata_kind, bytes(metadata))
+
+    def _container(self, spec: ImageSpec, quality: int, payload: bytes, pads: tuple[int, int],
+                   metadata_kind: str = "none", metadata: bytes = b"") -> bytes:
         header = Header(self.codec_name, self.codec_version, self.weights_hash(), quality, spec,
-                        pad_bottom, pad_right, len(payload), metadata_kind, bytes(metadata))
+                        pads[0], pads[1], len(payload), metadata_kind, metadata)
         return bitstream.pack(header, payload)
 
     def check_header(self, header: Header) -> None:
@@ -198,6 +201,58 @@ class Codec:
         ``max_pixels`` overrides the pixel limit (``CODECZOO_MAX_PIXELS``, default 2**26).
         """
         return self.decode_with_header(data, max_pixels=max_pixels)[0]
+
+    # -- several images at once ------------------------------------------------------------------
+    def encode_values_batch(self, values: Sequence[np.ndarray], specs: Sequence[ImageSpec],
+                            quality: int) -> list[tuple[bytes, tuple[int, int]]]:
+        """:meth:`encode_values` of several images; learned codecs override it to share network
+        batches (the default codes them one by one)."""
+        return [self.encode_values(v, s, quality) for v, s in zip(values, specs)]
+
+    def decode_values_batch(self, payloads: Sequence[bytes], headers: Sequence[Header]
+                            ) -> list[np.ndarray]:
+        """:meth:`decode_values` of several payloads (the default decodes them one by one)."""
+        return [self.decode_values(p, h) for p, h in zip(payloads, headers)]
+
+    def encode_batch(self, images: Sequence[np.ndarray], quality: int | None = None, *,
+                     bits_stored: int | None = None, photometric: str = "MONOCHROME2"
+                     ) -> list[bytes]:
+        """:meth:`encode` of several images at one quality (no metadata): one bitstream each,
+        readable by :meth:`decode`; learned codecs code the images' tiles together."""
+        if not self.codec_name:
+            raise CodeczooError(f"{type(self).__name__} has no registered name: build it with "
+                                "codeczoo.load(name)")
+        specs = [intensity.describe(image, bits_stored, photometric) for image in images]
+        quality = self.check_quality(quality)
+        coded = self.encode_values_batch(
+            [intensity.to_unsigned(image, spec) for image, spec in zip(images, specs)], specs,
+            quality)
+        return [self._container(spec, quality, payload, pads)
+                for spec, (payload, pads) in zip(specs, coded)]
+
+    def decode_batch(self, datas: Sequence[bytes], *, max_pixels: int | None = None
+                     ) -> list[np.ndarray]:
+        """:meth:`decode` of several bitstreams of this codec (every one checked first)."""
+        parsed = [bitstream.unpack(data) for data in datas]
+        for header, _ in parsed:
+            check_pixels(header.spec.height + header.pad_bottom,
+                         header.spec.width + header.pad_right, max_pixels)
+            self.check_header(header)
+        try:
+            values = self.decode_values_batch([p for _, p in parsed], [h for h, _ in parsed])
+        except CodeczooError:
+            raise
+        except Exception as exc:  # a payload the CRC passed but the codec cannot parse
+            raise BitstreamError(f"{self.codec_name} payload could not be decoded "
+                                 f"({one_line(str(exc))})") from exc
+        out = []
+        for (header, _), v in zip(parsed, values):
+            spec = header.spec
+            if v.shape != (spec.height, spec.width):
+                raise BitstreamError(f"decoded {v.shape[0]}x{v.shape[1]}, header says "
+                                     f"{spec.height}x{spec.width}")
+            out.append(intensity.from_unsigned(v, spec))
+        return out
 
 
 def state_dict_hash(state_dict) -> bytes:

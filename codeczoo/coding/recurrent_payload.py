@@ -32,8 +32,10 @@ padded size comes from the container header (height + pad_bottom, width + pad_ri
 
 from __future__ import annotations
 
+import os
 import struct
-from typing import Protocol
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Protocol, Sequence
 
 import numpy as np
 import torch
@@ -52,6 +54,18 @@ POSITION_MAJOR = 2                      # layout bit 1: code order (iteration, r
 LAYOUTS = (LAYOUT_SINGLE | POSITION_MAJOR, LAYOUT_PER_TILE | POSITION_MAJOR,
            LAYOUT_SINGLE, LAYOUT_PER_TILE)  # the encoder's candidates, in order of preference
 GZIP = GzipStage()
+_POOL: ThreadPoolExecutor | None = None
+
+
+def worker_pool() -> ThreadPoolExecutor:
+    """The threads that pack, DEFLATE, inflate and unpack codes beside the network
+    (``CODECZOO_CODING_THREADS``, default: the CPU count, at most 8)."""
+    global _POOL
+    if _POOL is None:
+        workers = int(os.environ.get("CODECZOO_CODING_THREADS") or min(8, os.cpu_count() or 1))
+        _POOL = ThreadPoolExecutor(max_workers=max(1, workers),
+                                   thread_name_prefix="codeczoo-coding")
+    return _POOL
 
 #: largest tile edge a decoder accepts beyond its own ``tile_size``: a decoder's memory grows
 #: with the area of the tiles it decodes, so a payload may not choose it freely.
@@ -148,29 +162,55 @@ class _EvalMode:
         self.model.train(self.was_training)
 
 
+def _unit_tile(prepared, tile) -> torch.Tensor:
+    padded, _, _, spec = prepared
+    top, left, h, w = tile
+    return intensity.to_unit(padded[top:top + h, left:left + w], spec.bits_stored)
+
+
+def _encode_tiles(model: RecurrentNetwork, items: Sequence[tuple[np.ndarray, ImageSpec]],
+                  quality: int, batch_tiles: int, on_image=None):
+    """Codes of every tile of every image, uint8 (T, C, h, w) in {0, 1}; consecutive
+    same-shaped tiles (across images) coded ``batch_tiles`` at a time. ``on_image(k, codes,
+    grid, pads)`` is called as soon as image ``k``'s last tile is coded."""
+    prepared = []
+    jobs: list[tuple[int, int, tuple[int, int, int, int]]] = []
+    for k, (values, spec) in enumerate(items):
+        padded, pads = pad_to_multiple(values, model.downsampling)
+        tiles = tile_grid(*padded.shape, model.tile_size)
+        prepared.append((padded, pads, grid_shape(*padded.shape, model.tile_size), spec))
+        jobs += [(k, i, tile) for i, tile in enumerate(tiles)]
+    codes: list[list[np.ndarray]] = [[np.empty(0)] * sum(1 for j in jobs if j[0] == k)
+                                     for k in range(len(items))]
+    left = [len(c) for c in codes]
+    device = _device(model)
+    with _EvalMode(model):
+        for run in same_shape_batches([tile for _, _, tile in jobs], batch_tiles):
+            x = torch.cat([_unit_tile(prepared[jobs[r][0]], jobs[r][2]) for r in run]).to(device)
+            bits = (model.encode_codes(x, quality) > 0).to(torch.uint8).cpu().numpy()
+            for j, r in enumerate(run):
+                k, i, _ = jobs[r]
+                codes[k][i] = bits[:, j]
+                left[k] -= 1
+                if left[k] == 0 and on_image is not None:
+                    on_image(k, codes[k], prepared[k][2], prepared[k][1])
+    return codes, [p[2] for p in prepared], [p[1] for p in prepared]
+
+
 def tile_codes(model: RecurrentNetwork, values: np.ndarray, spec: ImageSpec, quality: int
                ) -> tuple[list[np.ndarray], tuple[int, int], tuple[int, int]]:
     """Each tile's binary codes, uint8 (T, C, h, w) in {0, 1}, in raster order; the tile grid
     (rows, cols); the padding (bottom, right).  The codes of the first ``t`` iterations do not
     depend on ``quality`` (the iterations are progressive)."""
-    padded, pads = pad_to_multiple(values, model.downsampling)
-    tiles = tile_grid(*padded.shape, model.tile_size)
-    device = _device(model)
-    codes_per_tile: list[np.ndarray] = [np.empty(0)] * len(tiles)
-    with _EvalMode(model):
-        for run in same_shape_batches(tiles, model.tile_batch):
-            x = torch.cat([intensity.to_unit(padded[t:t + h, l:l + w], spec.bits_stored)
-                           for t, l, h, w in (tiles[i] for i in run)]).to(device)
-            codes = (model.encode_codes(x, quality) > 0).cpu().numpy().astype(np.uint8)
-            for j, i in enumerate(run):
-                codes_per_tile[i] = codes[:, j]
-    return codes_per_tile, grid_shape(*padded.shape, model.tile_size), pads
+    codes, grids, pads = _encode_tiles(model, [(values, spec)], quality, model.tile_batch)
+    return codes[0], grids[0], pads[0]
 
 
 def pack_payload(codes_per_tile: list[np.ndarray], iterations: int, tile: int, rows: int,
-                 cols: int, layout: int | None = None) -> bytes:
+                 cols: int, layout: int | None = None, parallel: bool = True) -> bytes:
     """Payload from each tile's codes (T, C, h, w); ``layout=None`` writes the smallest of
-    :data:`LAYOUTS` (the first of equal size)."""
+    :data:`LAYOUTS` (the first of equal size), the candidates compressed in parallel threads
+    unless ``parallel`` is false."""
     def make(kind: int) -> bytes:
         head = _HEAD.pack(kind, iterations, tile, rows, cols)
         packed = [pack_codes(c, position_major=bool(kind & POSITION_MAJOR)) for c in codes_per_tile]
@@ -182,14 +222,35 @@ def pack_payload(codes_per_tile: list[np.ndarray], iterations: int, tile: int, r
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         return make(layout)
-    return min((make(kind) for kind in LAYOUTS), key=len)
+    if parallel:
+        candidates = [f.result() for f in [worker_pool().submit(make, kind) for kind in LAYOUTS]]
+    else:
+        candidates = [make(kind) for kind in LAYOUTS]
+    return min(candidates, key=len)  # min keeps the first of equal length: LAYOUTS' order
 
 
 def encode(model: RecurrentNetwork, values: np.ndarray, spec: ImageSpec, quality: int
            ) -> tuple[bytes, tuple[int, int]]:
     """The payload of ``values`` at ``quality`` iterations, and the padding added."""
-    codes, (rows, cols), pads = tile_codes(model, values, spec, quality)
-    return pack_payload(codes, quality, model.tile_size, rows, cols), pads
+    return encode_batch(model, [(values, spec)], quality)[0]
+
+
+def encode_batch(model: RecurrentNetwork, items: Sequence[tuple[np.ndarray, ImageSpec]],
+                 quality: int, batch_tiles: int | None = None) -> list[tuple[bytes, tuple[int, int]]]:
+    """Payloads (and paddings) of several images at ``quality``: their tiles share network
+    batches of up to ``batch_tiles`` (default: the model's ``tile_batch``); each image's payload
+    is packed and DEFLATEd in the worker pool as soon as its last tile is coded."""
+    if len(items) == 1:  # one image: its four layout candidates are DEFLATEd in parallel
+        codes, grids, pads = _encode_tiles(model, items, quality, int(batch_tiles or model.tile_batch))
+        return [(pack_payload(codes[0], quality, model.tile_size, *grids[0]), pads[0])]
+    futures: list[Future | None] = [None] * len(items)
+
+    def pack(k, codes, grid, pads):
+        futures[k] = worker_pool().submit(
+            lambda: (pack_payload(codes, quality, model.tile_size, *grid, parallel=False), pads))
+
+    _encode_tiles(model, items, quality, int(batch_tiles or model.tile_batch), on_image=pack)
+    return [f.result() for f in futures]
 
 
 def _split_codes(model: RecurrentNetwork, payload: bytes, header: Header):
@@ -234,25 +295,51 @@ def _split_codes(model: RecurrentNetwork, payload: bytes, header: Header):
     return layout, t, tiles, packed
 
 
+def _unpacked_tiles(model: RecurrentNetwork, payload: bytes, header: Header):
+    """Inflate and unpack one payload: (tiles, each tile's codes (T, C, h, w) float32 +-1)."""
+    layout, t, tiles, packed = _split_codes(model, payload, header)
+    ds = model.downsampling
+    return tiles, [unpack_codes(packed[i], (t, model.code_channels, h // ds, w // ds),
+                                position_major=bool(layout & POSITION_MAJOR))
+                   for i, (_, _, h, w) in enumerate(tiles)]
+
+
+def _stored_values(x_hat: torch.Tensor, bits_stored: int) -> np.ndarray:
+    """:func:`codeczoo.intensity.from_unit` on the device: clamp, scale in float32, round half
+    to even; (B, 1, H, W) -> uint16 (B, H, W) on the host."""
+    scale = (1 << bits_stored) - 1
+    stored = torch.round(x_hat.detach().float().clamp(0.0, 1.0) * scale).to(torch.int32)
+    return stored[:, 0].cpu().numpy().astype(np.uint16)
+
+
 def decode(model: RecurrentNetwork, payload: bytes, header: Header) -> np.ndarray:
     """Unsigned integers (H x W) from a payload written by :func:`encode`."""
-    layout, t, tiles, packed = _split_codes(model, payload, header)
-    spec = header.spec
-    ds = model.downsampling
-    out = np.empty((spec.height, spec.width), dtype=np.uint16)
+    return decode_batch(model, [(payload, header)])[0]
+
+
+def decode_batch(model: RecurrentNetwork, items: Sequence[tuple[bytes, Header]],
+                 batch_tiles: int | None = None) -> list[np.ndarray]:
+    """Unsigned integers of several payloads: inflated and unpacked in the worker pool, their
+    tiles decoded in shared network batches of up to ``batch_tiles`` (default: ``tile_batch``)."""
+    if len(items) == 1:
+        unpacked = [_unpacked_tiles(model, *items[0])]
+    else:
+        unpacked = [f.result() for f in [worker_pool().submit(_unpacked_tiles, model, p, h)
+                                         for p, h in items]]
+    jobs = [(k, i, tile) for k, (tiles, _) in enumerate(unpacked) for i, tile in enumerate(tiles)]
+    outs = [np.empty((h.spec.height, h.spec.width), dtype=np.uint16) for _, h in items]
     device = _device(model)
     with _EvalMode(model):
-        for run in same_shape_batches(tiles, model.tile_batch):
-            _, _, h, w = tiles[run[0]]
-            codes = np.stack([unpack_codes(packed[i], (t, model.code_channels, h // ds, w // ds),
-                                           position_major=bool(layout & POSITION_MAJOR))
-                              for i in run], axis=1)
+        for run in same_shape_batches([tile for _, _, tile in jobs], int(batch_tiles or model.tile_batch)):
+            bits = {items[jobs[r][0]][1].spec.bits_stored for r in run}
+            codes = np.stack([unpacked[jobs[r][0]][1][jobs[r][1]] for r in run], axis=1)
             x_hat = model.decode_codes(torch.from_numpy(codes).to(device))
-            for j, i in enumerate(run):
-                top, left, th, tw = tiles[i]
+            stored = {b: _stored_values(x_hat, b) for b in bits}
+            for j, r in enumerate(run):
+                k, _, (top, left, th, tw) = jobs[r]
+                spec = items[k][1].spec
                 vh, vw = min(th, spec.height - top), min(tw, spec.width - left)
                 if vh <= 0 or vw <= 0:
                     continue  # a tile made only of padding
-                out[top:top + vh, left:left + vw] = intensity.from_unit(
-                    x_hat[j, 0, :vh, :vw], spec.bits_stored)
-    return out
+                outs[k][top:top + vh, left:left + vw] = stored[spec.bits_stored][j, :vh, :vw]
+    return outs

@@ -113,6 +113,10 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
         self.tile_batch = int(tile_batch)
         self.spatial_multiple = self.downsampling
         self.gzip = GzipStage()
+        #: tiles per network batch when several images are coded together (``encode_batch``);
+        #: ``None``: ``tile_batch``. An execution setting (more memory, fuller GPUs), not an
+        #: argument of the weights.
+        self.batch_tiles: int | None = None
         self._hash_cache: tuple[tuple, bytes] | None = None
 
     # -- rate -----------------------------------------------------------------------------------
@@ -318,6 +322,15 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
 
     def decode_values(self, payload: bytes, header: Header) -> np.ndarray:
         return recurrent_payload.decode(self, payload, header)
+
+    def encode_values_batch(self, values, specs, quality: int) -> list[tuple[bytes, tuple[int, int]]]:
+        """Several images' tiles in shared network batches (``batch_tiles``, default
+        ``tile_batch``); DEFLATE in a thread pool beside the network."""
+        return recurrent_payload.encode_batch(self, list(zip(values, specs)), quality,
+                                              self.batch_tiles)
+
+    def decode_values_batch(self, payloads, headers) -> list[np.ndarray]:
+        return recurrent_payload.decode_batch(self, list(zip(payloads, headers)), self.batch_tiles)
 
 
 
