@@ -17,7 +17,8 @@ batch size.
 batch barely shortens the step (time ratio full / half < 1.3), per-step overheads (kernel
 launches, Python, the optimiser) dominate: launch-bound; a ratio near 2 means the arithmetic and
 memory traffic dominate: compute-bound. ``--profile`` (CUDA) adds the profiler's view: the share
-of the step the GPU spent in kernels. ``--sync-debug`` (CUDA) counts host synchronisations during
+of the step the GPU spent in kernels (with ``--no-bound-check`` it alone decides: under 50 %
+launch-bound, over 80 % compute-bound; it spares a second compilation). ``--sync-debug`` (CUDA) counts host synchronisations during
 the timed steps (``torch.cuda.set_sync_debug_mode``).
 """
 
@@ -202,6 +203,9 @@ def measure(recipe: Path, args) -> dict:
         result["half_batch_s_per_step"] = half["s_per_step"]
         result["time_ratio"] = full["row"]["s_per_step"] / half["s_per_step"]
         result["bound"] = bound(result["time_ratio"])
+    elif "gpu_busy" in result:  # the profiler's view alone
+        busy = result["gpu_busy"]
+        result["bound"] = "launch-bound" if busy < 0.5 else "compute-bound" if busy > 0.8 else "mixed"
     return result
 
 
