@@ -27,8 +27,8 @@ moment it began, before installing wheels) to the last file written:
    the repository's own ``registry/`` is never touched. To ship, copy the tarball's
    ``registry/<codec>/`` over the repository's.
 
-``--smoke`` shrinks everything (CPU, tiny crops, one iteration, one validation image) so CI runs
-the whole chain in about a minute and it cannot rot.
+``--smoke`` shrinks everything (CPU, 32 x 32 crops, one iteration, at most 40 steps, one
+validation image at quality 1) so CI runs the whole chain and it cannot rot.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ from typing import Any, Optional, Sequence
 
 from ..errors import CodeczooError
 
-REPO = Path(__file__).resolve().parents[2]
+#: the folder holding the codeczoo package (a checkout's root), put first on subprocesses' path
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 ROUND_RECIPE = "cxr-64-gpu.yaml"
 #: modules a round imports beyond torch, lightning, torchmetrics, numpy and safetensors
 NEEDED_MODULES = {"compressai": "compressai", "jsonargparse": "jsonargparse",
@@ -55,7 +56,7 @@ NEEDED_MODULES = {"compressai": "compressai", "jsonargparse": "jsonargparse",
                   "PIL": "pillow", "yaml": "pyyaml", "einops": "einops",
                   "pytorch_msssim": "pytorch-msssim", "scipy": "scipy", "pandas": "pandas",
                   "torchvision": "torchvision", "torch_geometric": "torch-geometric"}
-EXPORT_RESERVE_S = 25.0    # one export: load, fp16 check at every quality, safetensors (x2 on CPUs)
+EXPORT_RESERVE_S = 25.0    # least time kept for one export: start, checkpoint, fp16 check, write
 PACK_RESERVE_S = 15.0      # tarball, summary, interpreter exit
 GRACE_S = 45.0             # a subprocess that overruns its own deadline by this is killed
 SMOKE_ARGS = [
@@ -91,9 +92,6 @@ class RoundPlan:
     def deadline(self) -> float:
         return self.started + 60.0 * self.minutes
 
-    def left(self) -> float:
-        return self.deadline - time.time()
-
 
 def missing_modules() -> list[str]:
     """Distributions a round needs that this Python cannot import (one per missing module)."""
@@ -103,21 +101,32 @@ def missing_modules() -> list[str]:
             if importlib.util.find_spec(module) is None]
 
 
+def _shipped(name: str, what: str) -> dict:
+    """``weights.json`` or ``training.json`` of ``name`` in the packaged (shipped) registry."""
+    from ..registry import packaged_registry
+
+    path = packaged_registry() / name / what
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def shipped_learned_codecs() -> list[str]:
-    """Learned codecs with weights in the registry and a round recipe."""
-    from ..registry import codec_class, list_codecs
+    """Learned codecs whose weights ship in the packaged registry and that have a round recipe."""
+    from ..registry import codec_class, list_codecs, packaged_registry
     from ..models.base import RecurrentBinaryCodec
 
-    return [name for name in list_codecs(pretrained=True)
+    return [name for name in list_codecs()
             if issubclass(codec_class(name), RecurrentBinaryCodec)
-            and (REPO / "recipes" / name / ROUND_RECIPE).is_file()]
+            and _shipped(name, "weights.json").get("weights")
+            and (packaged_registry() / name / _shipped(name, "weights.json")["weights"][0]["file"]
+                 ).is_file()
+            and round_recipe(name).is_file()]
 
 
 def _env(plan: RoundPlan) -> dict[str, str]:
     env = dict(os.environ)
     env["CODECZOO_REGISTRY"] = str(plan.work / "registry")
     env["CODECZOO_DATA"] = str(plan.data_root)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in env.get("PYTHONPATH", "").split(
+    env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_PARENT)] + [p for p in env.get("PYTHONPATH", "").split(
         os.pathsep) if p])
     env["PYTHONUNBUFFERED"] = "1"
     if plan.accelerator == "cpu":
@@ -134,7 +143,7 @@ class Step:
     phase: str
     command: list[str]
     kill_at: float
-    cwd: Path = REPO
+    cwd: Optional[Path] = None  # default: the round's working folder
 
 
 class Chains:
@@ -178,14 +187,14 @@ class Chains:
         handle.write("$ " + " ".join(step.command) + "\n")
         handle.flush()
         proc = subprocess.Popen(step.command, stdout=handle, stderr=subprocess.STDOUT,
-                                cwd=step.cwd, env=_env(self.plan))
+                                cwd=step.cwd or self.plan.work, env=_env(self.plan))
         return proc, handle
 
 
 def probe_eval_seconds(plan: RoundPlan) -> float:
-    """Time a round's evaluation will take (each codec in its own process, side by side): one
-    validation image encoded and decoded at the highest quality per codec on the device, scaled to every image and quality (coding time
-    grows with the iterations), times 1.5, plus start-up."""
+    """Coding time of a round's evaluation (each codec in its own process, side by side): one
+    validation image encoded and decoded at the highest quality per codec on the device, scaled
+    to every image and quality (coding time grows with the iterations), times 1.5."""
     import numpy as np
     import torch
 
@@ -214,28 +223,33 @@ def probe_eval_seconds(plan: RoundPlan) -> float:
         del codec
     if device == "cuda":
         torch.cuda.empty_cache()
-    return 1.5 * worst + 20.0  # process start-up, metrics, writing
+    return 1.5 * worst  # coding alone (the caller adds the process start-up)
 
 
 def prepare(plan: RoundPlan) -> None:
     """Private user registry (a copy of each codec's shipped folder: manifest, training record,
     weights files), result and log folders, and a working folder in which ``../shared/data`` is
     the data root (so recorded commands read as in docs/results.md)."""
-    from ..registry import current_weights
+    from ..registry import packaged_registry
 
     for name in plan.codecs:
-        located = current_weights(name)
-        if located is None:
+        if not _shipped(name, "weights.json").get("weights"):
             raise CodeczooError(f"{name} ships no weights to continue from")
-        shutil.copytree(located.root / name, plan.work / "registry" / name)
+        shutil.copytree(packaged_registry() / name, plan.work / "registry" / name)
     for sub in ("logs", "runs", "repo/results/val"):
         (plan.work / sub).mkdir(parents=True, exist_ok=True)
     (plan.work / "shared").mkdir()
     (plan.work / "shared" / "data").symlink_to(plan.data_root.resolve(), target_is_directory=True)
 
 
+def round_recipe(name: str) -> Path:
+    from .recipes import recipes_root
+
+    return recipes_root() / name / ROUND_RECIPE
+
+
 def fit_command(plan: RoundPlan, name: str, deadline: float) -> list[str]:
-    recipe = REPO / "recipes" / name / ROUND_RECIPE
+    recipe = round_recipe(name)
     cmd = _python("fit", "--config", str(recipe),
                   "--trainer.default_root_dir", str(plan.work / "runs" / name),
                   "--budget.deadline", f"{deadline:.3f}",
@@ -251,10 +265,8 @@ def fit_command(plan: RoundPlan, name: str, deadline: float) -> list[str]:
 def export_command(plan: RoundPlan, name: str) -> list[str]:
     """``codeczoo export --fp16`` of the run's last checkpoint (into the private user
     registry), with the recipe and the data source the shipped training record names."""
-    from ..registry import read_training
-
-    source = (read_training(name).get("data") or {}).get("source",
-                                                          "shared chest X-rays (cxr/train)")
+    source = (_shipped(name, "training.json").get("data") or {}).get(
+        "source", "shared chest X-rays (cxr/train)")
     return _python("export", str(plan.work / "runs" / name / "checkpoints" / "last.ckpt"),
                    "--name", name, "--fp16", "--recipe", f"recipes/{name}/{ROUND_RECIPE}",
                    "--data-source", source)
@@ -303,7 +315,7 @@ def run_round(minutes: float, out: str | os.PathLike, *, started: Optional[float
     if not names:
         raise CodeczooError(f"no learned codec ships weights and a recipes/<codec>/{ROUND_RECIPE}")
     for name in names:
-        if not (REPO / "recipes" / name / ROUND_RECIPE).is_file():
+        if not round_recipe(name).is_file():
             raise CodeczooError(f"{name} has no recipes/{name}/{ROUND_RECIPE}")
     plan = RoundPlan(minutes=float(minutes), started=started, out=out, codecs=names,
                      data_root=root, accelerator=accelerator,
@@ -311,11 +323,19 @@ def run_round(minutes: float, out: str | os.PathLike, *, started: Optional[float
                      eval_limit=eval_limit if eval_limit is not None else (1 if smoke else None),
                      smoke=smoke)
     timeline: dict[str, float] = {"started": started}
+    from ..registry import REGISTRY_ENV
+
+    saved_env = os.environ.get(REGISTRY_ENV)
+    os.environ[REGISTRY_ENV] = str(plan.work / "registry")  # this process too: the probe
     try:
         prepare(plan)
-        eval_s = probe_eval_seconds(plan)
+        # a fresh process (export, eval) takes about as long to start as this one did (the
+        # wrapper, imports, the private registry): on a busy CPU many times a GPU machine's
+        startup = time.time() - started
+        timeline["prepared"] = time.time()
+        eval_s = probe_eval_seconds(plan) + max(20.0, 1.5 * startup)
         timeline["probed"] = time.time()
-        export_s = EXPORT_RESERVE_S * (1 if plan.accelerator == "gpu" else 2)
+        export_s = max(EXPORT_RESERVE_S, 2 * startup)
         fit_deadline = plan.deadline - eval_s - export_s - PACK_RESERVE_S
         if fit_deadline - time.time() < (20 if smoke else 60):
             raise CodeczooError(
@@ -337,6 +357,10 @@ def run_round(minutes: float, out: str | os.PathLike, *, started: Optional[float
         write_summary(plan, summary)
         return summary
     finally:
+        if saved_env is None:
+            os.environ.pop(REGISTRY_ENV, None)
+        else:
+            os.environ[REGISTRY_ENV] = saved_env
         if not keep_work:
             shutil.rmtree(plan.work, ignore_errors=True)
 
@@ -359,10 +383,8 @@ def _evaluation_of(record: dict, weights_hash: str) -> dict:
 
 def _shipped_points(name: str) -> dict[int, dict]:
     """Validation points of the shipped weights (their recorded evaluation), by quality."""
-    from ..registry import current_weights, read_training
-
-    located = current_weights(name)
-    evaluation = _evaluation_of(read_training(name), located.entry.weights_hash) if located else {}
+    weights = _shipped(name, "weights.json").get("weights") or [{}]
+    evaluation = _evaluation_of(_shipped(name, "training.json"), weights[0].get("weights_hash"))
     results = evaluation.get("results", {})
     return {q: {k: results[k][i] for k in ("bpp", "psnr", "ms-ssim") if k in results}
             for i, q in enumerate(evaluation.get("quality", []))}
