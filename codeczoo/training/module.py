@@ -254,8 +254,9 @@ class CodecModule(L.LightningModule):
         self.log_dict(logs, on_step=True, on_epoch=True, prog_bar=False, sync_dist=True,
                       batch_size=x.shape[0])
         if self._logs_this_step():
-            # a Python float becomes a device tensor (a blocking copy), so only when logging
-            self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=True, prog_bar=True,
+            # a Python float becomes a device tensor (a blocking copy), so only when logging;
+            # not on the progress bar, which would read it back to the host every step
+            self.log("lr", self.optimizers().param_groups[0]["lr"], on_step=True, prog_bar=False,
                      batch_size=x.shape[0])
         return losses["loss"]
 
