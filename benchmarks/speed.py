@@ -253,8 +253,8 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|---|---|---|" + ("---|" if cuda else ""))
     for r in rows:
         print(f"| {r['codec']} | {r['quality']} | {r['bpp']:.4f} | {r['psnr_db']:.2f} | "
-              f"{r['encode_s']:.3f} | {r['decode_s']:.3f} | {1 / r['encode_s']:.1f} | "
-              f"{1 / r['decode_s']:.1f} | {r['peak_rss_mib']:.0f} |"
+              f"{r['encode_s']:.3f} | {r['decode_s']:.3f} | {1 / r['encode_s']:.3g} | "
+              f"{1 / r['decode_s']:.3g} | {r['peak_rss_mib']:.0f} |"
               + (f" {r.get('peak_cuda_mib', 0):.0f} |" if cuda else ""))
     print("\nencode / decode s: per image (a batch's time over its images); img/s = 1 / that")
     if args.json:
