@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 from codeczoo.errors import CodeczooError
-from codeczoo.registry import file_sha256, get_card
+from codeczoo.registry import file_sha256, packaged_registry
 from codeczoo.training.round import missing_modules, run_round, shipped_learned_codecs
 
 REPO = Path(__file__).resolve().parent.parent
+PACKAGED = packaged_registry()
 
 
 def test_round_plans_every_shipped_learned_codec_and_refuses_bad_setups(tmp_path, data_dir):
@@ -57,24 +58,29 @@ def test_smoke_round_trains_exports_evaluates_and_packs_inside_its_budget(tmp_pa
     home = tmp_path / "home"
     with tarfile.open(out / "round.tar.gz") as tar:
         tar.extractall(home, filter="data")
-    card = json.loads((home / "registry" / name / "card.json").read_text())
-    shipped = get_card(name)
-    weights = home / "registry" / name / card["weights"]["file"]
-    assert card["weights"]["file"] != shipped["weights"]["file"]
-    assert file_sha256(weights) == card["weights"]["sha256"] and card["weights"]["dtype"] == "float16"
-    training = card["training"]
-    assert training["continued_from"]["weights"] == shipped["weights"]["file"]
-    assert training["steps"] == shipped["training"]["steps"] + training["steps_this_run"]
-    assert len(training["history"]) == len(shipped["training"]["history"]) + 1
+    folder = home / "registry" / name
+    manifest = json.loads((folder / "weights.json").read_text())["weights"]
+    shipped_manifest = json.loads((PACKAGED / name / "weights.json").read_text())["weights"]
+    shipped = json.loads((PACKAGED / name / "training.json").read_text())
+    new, training = manifest[0], json.loads((folder / "training.json").read_text())
+    # the new weights first, every shipped entry kept after them (older bitstreams decode)
+    assert [e["file"] for e in manifest[1:]] == [e["file"] for e in shipped_manifest]
+    assert file_sha256(folder / new["file"]) == new["sha256"] and new["dtype"] == "float16"
+    assert not (folder / shipped_manifest[0]["file"]).exists()  # the shipped file stays home
+    assert training["continued_from"]["weights"] == shipped_manifest[0]["file"]
+    assert training["steps"] == shipped["steps"] + training["steps_this_run"]
+    assert len(training["history"]) == len(shipped["history"]) + 1
     assert training["time_budget"]["max_steps"] >= training["steps_this_run"]
-    # what `codeczoo eval --card` writes, measured on these very weights
-    assert card["evaluation"]["weights_hash"] == card["weights"]["weights_hash"]
-    assert card["evaluation"]["command"].startswith(
-        f"codeczoo eval ../shared/data/cxr/val --codec {name} --quality 1 --card "
+    # what `codeczoo eval --record` writes, measured on these very weights
+    (evaluation,) = training["evaluations"]
+    assert evaluation["weights_hash"] == new["weights_hash"] == training["weights_hash"]
+    assert evaluation["command"].startswith(
+        f"codeczoo eval ../shared/data/cxr/val --codec {name} --quality 1 --record "
         f"-o results/val/{name}.json")
     result = json.loads((home / "results" / "val" / f"{name}.json").read_text())
-    assert result["codec"]["weights_hash"] == card["weights"]["weights_hash"]
+    assert result["codec"]["weights_hash"] == new["weights_hash"]
     assert result["results"]["bpp"][0] > 0
+    assert entry["evaluation"]["points"][0]["shipped_psnr"] > 0  # compared with the shipped
     # the weights load through the registry (sha256 checked) and code an image
     env = dict(os.environ, CODECZOO_REGISTRY=str(home / "registry"))
     check = subprocess.run([sys.executable, "-c", (
