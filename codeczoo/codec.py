@@ -47,6 +47,12 @@ class Codec:
             has ``encode_codes`` / ``decode_codes`` / ``max_iterations`` (training unrolls it).
         spatial_multiple: the networks' downsampling; crops for training and tests are
             multiples of it (1 for classic codecs).
+        dicom_lossy_method: DICOM's defined term for this compression in Lossy Image Compression
+            Method (0028,2114) (PS3.3 C.7.6.1.1.5.1), e.g. ``ISO_15444_1``; empty if none.
+
+    A codec whose payload is a codestream of a DICOM transfer syntax also overrides
+    :meth:`dicom_transfer_syntax`; ``codeczoo compress --format dicom`` then writes it
+    encapsulated (:mod:`codeczoo.encapsulation`).
     """
 
     codec_name: str = ""
@@ -59,6 +65,7 @@ class Codec:
     learned: ClassVar[bool] = False
     progressive: ClassVar[bool] = False
     spatial_multiple: int = 1
+    dicom_lossy_method: ClassVar[str] = ""
 
     # -- what a codec implements -------------------------------------------------------------
     def encode_values(self, values: np.ndarray, spec: ImageSpec, quality: int
@@ -76,6 +83,11 @@ class Codec:
     def is_lossless(self, quality: int) -> bool:
         """Whether ``quality`` reproduces every stored integer exactly."""
         return False
+
+    def dicom_transfer_syntax(self, quality: int) -> str | None:
+        """The DICOM transfer syntax UID whose encapsulated frames are this codec's payloads at
+        ``quality``, or ``None`` when there is none (learned codecs, formats DICOM lacks)."""
+        return None
 
     def weights_hash(self) -> bytes:
         """First 8 bytes of the sha256 of the codec's weights (zeros for codecs without)."""

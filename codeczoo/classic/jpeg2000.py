@@ -10,9 +10,16 @@ Rate setting (``quality``): the target compression ratio relative to the **store
 
 * ``quality=1``: lossless, reversible 5/3 integer wavelet, every stored integer returned exactly;
 * ``quality=r >= 2``: irreversible 9/7 wavelet, one quality layer, OpenJPEG's rate allocation
-  aiming at ``r``. Glymur writes 8- or 16-bit samples only, so a 12-bit image is coded as 16-bit
-  samples and the ratio handed to OpenJPEG is scaled by ``16 / bits_stored`` to keep ``r``
-  relative to 12 bits.
+  aiming at ``r``.
+
+Sample precision: the codestream declares exactly ``bits_stored`` bits (a 12-bit image is a
+12-bit codestream), as DICOM asks of a JPEG 2000 frame (PS3.5 8.2.4: the pixel attributes shall
+be consistent with the compressed data stream) and as every decoder expects. Glymur itself only
+writes 8- or 16-bit components, so :func:`_precision_writer` sets the component precision in
+glymur's component parameters before OpenJPEG encodes; with a glymur that lacks that hook the
+codestream falls back to 8/16 bits and the ratio handed to OpenJPEG is scaled by
+``precision / bits_stored`` to keep ``r`` relative to the stored bits. Payloads of either kind
+decode the same (codeczoo before this change wrote 16-bit codestreams for 9-15-bit images).
 * ``bpp=b`` (constructor option or ``encode(..., bpp=b)``): aim at ``b`` bits per pixel instead;
   the header then records the nearest integer ratio (at least 2) as its rate setting.
 
@@ -42,14 +49,36 @@ from ..errors import BitstreamError, CodeczooError
 from ..intensity import ImageSpec
 from ..cards import CodecCard, Paper
 from ..registry import register_codec
+from .declared import check_declared, j2k_size
 from .openjpeg import ensure_openjpeg
 
 MAX_RATIO = 1000
 
 
 def container_precision(bits_stored: int) -> int:
-    """Sample precision glymur writes for ``bits_stored``-bit data (8 or 16)."""
+    """Sample type glymur is handed for ``bits_stored``-bit data (8 or 16 bits)."""
     return 8 if bits_stored <= 8 else 16
+
+
+def _precision_writer(bits_stored: int):
+    """A ``glymur.Jp2k`` that writes ``bits_stored``-bit components, and the precision it writes.
+
+    Glymur fills OpenJPEG's component parameters (``_populate_comptparms``) with 8 or 16 bits
+    from the array type; this subclass then sets the precision to the stored bits. Without that
+    hook (another glymur) it is glymur's own class and 8/16-bit precision.
+    """
+    import glymur
+
+    if not hasattr(glymur.Jp2k, "_populate_comptparms"):
+        return glymur.Jp2k, container_precision(bits_stored)
+
+    class ExactPrecisionJp2k(glymur.Jp2k):
+        def _populate_comptparms(self, img_array):
+            super()._populate_comptparms(img_array)
+            for component in self._comptparms:
+                component.prec = component.bpp = bits_stored
+
+    return ExactPrecisionJp2k, bits_stored
 
 
 def number_of_resolutions(height: int, width: int, wanted: int = 6) -> int:
@@ -64,10 +93,8 @@ def _write_codestream(path: str, values: np.ndarray, bits_stored: int, ratio: fl
     ``ratio=None`` is lossless (5/3); otherwise the 9/7 wavelet at compression ratio ``ratio``
     relative to ``bits_stored``.
     """
-    import glymur
-
-    precision = container_precision(bits_stored)
-    data = np.ascontiguousarray(values, dtype=np.uint8 if precision == 8 else np.uint16)
+    writer, precision = _precision_writer(bits_stored)
+    data = np.ascontiguousarray(values, dtype=np.uint8 if bits_stored <= 8 else np.uint16)
     levels = number_of_resolutions(*data.shape, wanted=numres)
     kwargs: dict = {"numres": levels}
     if ratio is not None:
@@ -75,7 +102,7 @@ def _write_codestream(path: str, values: np.ndarray, bits_stored: int, ratio: fl
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # encoder chatter; the decode below is checked
-            glymur.Jp2k(path, data=data, **kwargs)
+            writer(path, data=data, **kwargs)
     except Exception as exc:
         raise CodeczooError(f"JPEG 2000 encoding failed ({type(exc).__name__}: {exc})") from exc
 
@@ -130,6 +157,7 @@ class Jpeg2000(Codec):
     """
 
     codec_version = "1"
+    dicom_lossy_method = "ISO_15444_1"
     qualities = range(1, MAX_RATIO + 1)
     default_quality = 1
     #: ratios the evaluation tools sweep by default (1 = lossless; 2, 4, 8 as in the paper).
@@ -151,6 +179,10 @@ class Jpeg2000(Codec):
     def is_lossless(self, quality: int) -> bool:
         return int(quality) == 1
 
+    def dicom_transfer_syntax(self, quality: int) -> str:
+        """JPEG 2000 Image Compression (Lossless Only) for quality 1, else JPEG 2000."""
+        return "1.2.840.10008.1.2.4.90" if self.is_lossless(quality) else "1.2.840.10008.1.2.4.91"
+
     def _ratio(self, spec: ImageSpec, quality: int) -> float | None:
         if self._ratio_override is not None:
             return self._ratio_override
@@ -165,6 +197,7 @@ class Jpeg2000(Codec):
             return Path(path).read_bytes(), (0, 0)
 
     def decode_values(self, payload: bytes, header: Header) -> np.ndarray:
+        check_declared(j2k_size(payload), header.spec, "jpeg2000")  # before OpenJPEG allocates
         values = _read_codestream(payload)
         return values.astype(np.uint16, copy=False)
 
