@@ -60,6 +60,32 @@ def j2k_size(data: bytes) -> Declared:
     return Declared(ysiz - yosiz, xsiz - xosiz, (ssiz & 0x7F) + 1, components, bool(ssiz & 0x80))
 
 
+def j2k_check_complete(data: bytes) -> None:
+    """Refuse a truncated JPEG 2000 / HTJ2K codestream: the main header's marker segments are
+    walked by their lengths, then every tile-part by its SOT's Psot, and the last must end
+    exactly at the EOC marker. (OpenJPH decodes a truncated stream without complaint.)"""
+    pos = 2  # after SOC
+    while True:
+        _need(data, pos + 4, "JPEG 2000 main")
+        marker = data[pos:pos + 2]
+        if marker == b"\xff\x90":  # SOT: the tile-parts begin
+            break
+        if marker[0] != 0xFF:
+            raise BitstreamError("JPEG 2000 codestream: main header is damaged")
+        (length,) = struct.unpack(">H", data[pos + 2:pos + 4])
+        pos += 2 + length
+    while data[pos:pos + 2] == b"\xff\x90":
+        _need(data, pos + 10, "JPEG 2000 tile-part")
+        (psot,) = struct.unpack(">I", data[pos + 6:pos + 10])
+        if psot == 0:  # the last tile-part runs to EOC
+            pos = len(data) - 2
+            break
+        pos += psot
+    if pos != len(data) - 2 or data[pos:pos + 2] != b"\xff\xd9":
+        raise BitstreamError("JPEG 2000 codestream is truncated or has trailing bytes "
+                             "(its tile-parts do not end at the EOC marker)")
+
+
 def jpegls_size(data: bytes) -> Declared:
     """JPEG-LS: the SOF55 frame header (marker segments before it are skipped by length)."""
     _need(data, 2, "JPEG-LS")

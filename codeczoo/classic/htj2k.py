@@ -35,7 +35,7 @@ from ..errors import BitstreamError, CodeczooError
 from ..intensity import ImageSpec
 from ..registry import register_codec
 from .base import LibraryCodec, binding, sample_dtype
-from .declared import check_declared, j2k_size
+from .declared import check_declared, j2k_check_complete, j2k_size
 from .jpeg2000 import MAX_RATIO
 
 #: log2 of the quantisation step searched for a target ratio (relative to full scale).
@@ -132,6 +132,7 @@ class Htj2k(LibraryCodec):
     def _decode(self, payload: bytes, spec: ImageSpec) -> np.ndarray:
         declared = j2k_size(payload)
         check_declared(declared, spec, "htj2k")
+        j2k_check_complete(payload)
         if declared.signed or declared.precision > 16:
             raise BitstreamError(f"htj2k payload declares {declared.precision}-bit "
                                  f"{'signed' if declared.signed else 'unsigned'} samples")

@@ -49,7 +49,7 @@ from ..errors import BitstreamError, CodeczooError
 from ..intensity import ImageSpec
 from ..cards import CodecCard, Paper
 from ..registry import register_codec
-from .declared import check_declared, j2k_size
+from .declared import check_declared, j2k_check_complete, j2k_size
 from .openjpeg import ensure_openjpeg
 
 MAX_RATIO = 1000
@@ -198,6 +198,7 @@ class Jpeg2000(Codec):
 
     def decode_values(self, payload: bytes, header: Header) -> np.ndarray:
         check_declared(j2k_size(payload), header.spec, "jpeg2000")  # before OpenJPEG allocates
+        j2k_check_complete(payload)
         values = _read_codestream(payload)
         return values.astype(np.uint16, copy=False)
 
