@@ -41,10 +41,11 @@ def dciodvfy_errors(path: Path) -> set[str]:
 
 
 def crop_dicom(source: Path, target: Path, rows: int = 160, columns: int = 224) -> Path:
-    """A real DICOM cut down to its top-left ``rows`` x ``columns`` pixels, stored uncompressed:
+    """A real DICOM cut down to its central ``rows`` x ``columns`` pixels, stored uncompressed:
     its attributes are the real ones (patient, study, equipment), and coding it is fast."""
     ds = pydicom.dcmread(source)
-    pixels = ds.pixel_array[:rows, :columns].copy()
+    top, left = (ds.Rows - rows) // 2, (ds.Columns - columns) // 2
+    pixels = ds.pixel_array[top:top + rows, left:left + columns].copy()
     ds.Rows, ds.Columns = pixels.shape
     ds.PixelData = pixels.tobytes()
     ds["PixelData"].VR = "OW" if pixels.dtype.itemsize == 2 else "OB"

@@ -5,8 +5,9 @@ schema); then the Bjøntegaard delta rate of each codec against JPEG 2000 (the a
 for PSNR and MS-SSIM (dB), and a markdown table (``table.md``, ready to paste into
 ``docs/results.md``, with the exact command that made it) and an RD plot (``rd.png``) are written.
 
-Which codecs: every learned codec that ships pretrained weights
-(``codeczoo.list_codecs(pretrained=True)``) plus ``jpeg2000``; untrained ones only when asked
+Which codecs: every classic codec (JPEG 2000, JPEG-LS, HTJ2K, JPEG XL, AVIF) and every learned
+codec that ships pretrained weights (``codeczoo.list_codecs(pretrained=True)``); untrained
+learned ones only when asked
 (``include_untrained=True``: useful to test the pipeline, meaningless as results, and labelled
 "(untrained)").
 """
@@ -50,6 +51,7 @@ def bench_codecs(codecs: Sequence[str] | None = None, include_untrained: bool = 
                 names.append(name)
     else:
         names = list_codecs(pretrained=True)
+        names += [n for n in list_codecs() if not codec_class(n).learned and n not in names]
         if include_untrained:
             names += [n for n in list_codecs(pretrained=False) if n not in names]
     names = [n for n in names if n != ANCHOR]
@@ -119,8 +121,31 @@ def markdown_table(results: dict[str, dict[str, Any]], bd: dict[str, dict[str, f
              if isinstance(v, str)]
     if notes:
         lines += ["", "Not comparable:"] + notes
-    lines += ["", psnr_at_rates_table(results)]
+    lines += ["", lossless_table(results), "", psnr_at_rates_table(results)]
     return "\n".join(lines) + "\n"
+
+
+def lossless_table(results: dict[str, dict[str, Any]]) -> str:
+    """Markdown: each codec's lossless rate (where it has a lossless quality in the sweep),
+    fewest bits first."""
+    rows = []
+    for name, result in results.items():
+        lossless = result["codec"].get("lossless_qualities") or []
+        if not lossless:
+            continue
+        index = list(result["quality"]).index(lossless[0])
+        r = result["results"]
+        rows.append((r["bpp"][index], result["name"], lossless[0], r["payload_bpp"][index],
+                     r["encoding_time"][index], r["decoding_time"][index]))
+    if not rows:
+        return "No codec was run at a lossless quality."
+    lines = ["Lossless (every stored integer back exactly; bpp of the whole bitstream, and of "
+             "the codec's payload alone):", "",
+             "| codec | quality | bpp | payload bpp | enc s/img | dec s/img |",
+             "|---|---|---|---|---|---|"]
+    for bpp, name, quality, payload, enc, dec in sorted(rows, key=lambda row: row[0]):
+        lines.append(f"| {name} | {quality} | {bpp:.3f} | {payload:.3f} | {enc:.3f} | {dec:.3f} |")
+    return "\n".join(lines)
 
 
 MATCHED_RATES = (0.1, 0.25, 0.5, 1.0)
