@@ -159,4 +159,4 @@ def decompress_file(data: bytes, target: Path, codec=None, weights=None) -> None
                 photometric=header.spec.photometric, dataset=source,
                 lossy=not codec.is_lossless(header.quality),
                 ratio=header.spec.pixels * np.dtype(header.spec.dtype).itemsize / max(1, len(data)),
-                method=lossy_method_for(header.codec), overwrite=True)
+                method=codec.dicom_lossy_method or lossy_method_for(header.codec), overwrite=True)

@@ -187,3 +187,21 @@ def test_tensor_layer(crop):
         out = codec.compress(torch.cat([x, x]))
         x_hat = codec.decompress(out["strings"], out["shape"])["x_hat"]
         assert torch.equal(x_hat[1:], x), name
+
+
+def test_bench_lists_classic_codecs_and_runs_on_what_each_can_code(crop, crop12, tmp_path):
+    from codeczoo.evaluation import bench
+    from codeczoo.io import write_image
+
+    assert set(NEW) <= set(bench.bench_codecs()) and bench.bench_codecs()[-1] == "jpeg2000"
+    folder = tmp_path / "images"
+    folder.mkdir()
+    write_image(folder / "a.png", crop[:64, :96])
+    write_image(folder / "b.png", crop12[:64, :96] * 16)  # a 16-bit PNG, which AVIF cannot code
+    report = bench.run_bench(folder, ["avif", "jpegls", "jpeg2000"], tmp_path / "b",
+                             {"avif": [100, 50], "jpegls": [1, 5], "jpeg2000": [1, 8]},
+                             progress=False)
+    assert "at most 12 bits" in report.not_run["avif"] and "avif" not in report.results
+    assert "Not run" in report.table and "Lossless" in report.table
+    lossless = report.table.split("Lossless")[1]
+    assert "| jpegls | 1 |" in lossless and "| jpeg2000 | 1 |" in lossless

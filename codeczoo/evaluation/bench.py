@@ -39,6 +39,7 @@ class BenchReport:
     bd_rates: dict[str, dict[str, float | str]]
     table: str
     files: list[Path] = field(default_factory=list)
+    not_run: dict[str, str] = field(default_factory=dict)
 
 
 def bench_codecs(codecs: Sequence[str] | None = None, include_untrained: bool = False) -> list[str]:
@@ -87,8 +88,10 @@ def _span(values: Sequence[float | None], fmt: str) -> str:
 
 
 def markdown_table(results: dict[str, dict[str, Any]], bd: dict[str, dict[str, float | str]],
-                   command: str, source: str, method: str) -> str:
-    """The bench table in markdown, with the data, the command and the method stated."""
+                   command: str, source: str, method: str,
+                   not_run: dict[str, str] | None = None) -> str:
+    """The bench table in markdown, with the data, the command and the method stated
+    (``not_run``: codecs that could not code the data, with the reason)."""
     any_result = next(iter(results.values()))
     ds = any_result["dataset"]
     lines = [
@@ -121,6 +124,9 @@ def markdown_table(results: dict[str, dict[str, Any]], bd: dict[str, dict[str, f
              if isinstance(v, str)]
     if notes:
         lines += ["", "Not comparable:"] + notes
+    if not_run:
+        lines += ["", "Not run (could not code these images):"]
+        lines += [f"- {name}: {reason}" for name, reason in not_run.items()]
     lines += ["", lossless_table(results), "", psnr_at_rates_table(results)]
     return "\n".join(lines) + "\n"
 
@@ -227,6 +233,7 @@ def run_bench(data=None, codecs: Sequence[str] | None = None, output_dir: str | 
         raise CodeczooError(f"qualities given for codecs not benchmarked: {', '.join(sorted(unknown))}")
 
     results: dict[str, dict[str, Any]] = {}
+    not_run: dict[str, str] = {}
     files: list[Path] = []
     for name in names:
         previous = _reusable(out / f"{name}.json", name, len(images), qualities.get(name)) \
@@ -236,21 +243,27 @@ def run_bench(data=None, codecs: Sequence[str] | None = None, output_dir: str | 
             files.append(out / f"{name}.json")
             continue
         pretrained = False if name == ANCHOR else None
-        results[name] = evaluate(name, images, qualities.get(name), pretrained=pretrained,
-                                 device=device, progress=progress, source=source)
+        try:
+            results[name] = evaluate(name, images, qualities.get(name), pretrained=pretrained,
+                                     device=device, progress=progress, source=source)
+        except CodeczooError as exc:
+            if name == ANCHOR:
+                raise
+            not_run[name] = str(exc)  # e.g. AVIF on a 16-bit image: the others still run
+            continue
         files.append(write_results(results[name], out / f"{name}.json"))
 
     anchor = results[ANCHOR]
     bd = {name: bd_rates_against(anchor, result, method) for name, result in results.items()
           if name != ANCHOR}
     command = command or f"codeczoo bench {data if data is not None else ''} --codecs {','.join(names)}"
-    table = markdown_table(results, bd, command, source, method)
+    table = markdown_table(results, bd, command, source, method, not_run)
     (out / "table.md").write_text(table)
     (out / "bd_rates.json").write_text(json.dumps(
-        {"anchor": ANCHOR, "method": method, "bd_rate_percent": bd,
+        {"anchor": ANCHOR, "method": method, "bd_rate_percent": bd, "not_run": not_run,
          "psnr_at_bpp": {"bpp": list(MATCHED_RATES), **psnr_at_rates(results)}},
         indent=2) + "\n")
     files += [out / "table.md", out / "bd_rates.json"]
     files.append(rd_plot(list(results.values()), out / "rd.png",
                          title=f"Rate–distortion on {Path(source).name if data is not None else 'bundled samples'}"))
-    return BenchReport(results, bd, table, files)
+    return BenchReport(results, bd, table, files, not_run)
