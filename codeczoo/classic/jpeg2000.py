@@ -11,6 +11,8 @@ Rate setting (``quality``): the target compression ratio relative to the **store
 * ``quality=1``: lossless, reversible 5/3 integer wavelet, every stored integer returned exactly;
 * ``quality=r >= 2``: irreversible 9/7 wavelet, one quality layer, OpenJPEG's rate allocation
   aiming at ``r``.
+* ``bpp=b`` (constructor option or ``encode(..., bpp=b)``): aim at ``b`` bits per pixel instead;
+  the header then records the nearest integer ratio (at least 2) as its rate setting.
 
 Sample precision: the codestream declares exactly ``bits_stored`` bits (a 12-bit image is a
 12-bit codestream), as DICOM asks of a JPEG 2000 frame (PS3.5 8.2.4: the pixel attributes shall
@@ -20,8 +22,6 @@ glymur's component parameters before OpenJPEG encodes; with a glymur that lacks 
 codestream falls back to 8/16 bits and the ratio handed to OpenJPEG is scaled by
 ``precision / bits_stored`` to keep ``r`` relative to the stored bits. Payloads of either kind
 decode the same (codeczoo before this change wrote 16-bit codestreams for 9-15-bit images).
-* ``bpp=b`` (constructor option or ``encode(..., bpp=b)``): aim at ``b`` bits per pixel instead;
-  the header then records the nearest integer ratio (at least 2) as its rate setting.
 
 Payload: the bare JPEG 2000 codestream (what a ``.j2c`` file holds: SOC ... EOC markers, no JP2
 boxes), because the codeczoo container already records what the boxes would. Use
