@@ -201,3 +201,26 @@ def test_bad_dicoms_get_one_line_and_nothing_written(study, dicom_dir, tmp_path,
         line = _one_line_error(capsys)
         assert words in line, (path.name, line)
         assert not target.exists() and not list(tmp_path.glob("out_*.partial"))
+
+
+def test_writer_refuses_inconsistent_requests(study, tmp_path):
+    from codeczoo.errors import ImageFormatError
+    from codeczoo.io.dicom_encapsulated import write_encapsulated
+
+    image = read_image(study / "RG3_UNCR.dcm")
+    rows, columns = image.pixels.shape
+    frame = b"\xff\x4f\xff\x51" + bytes(60)
+    common = dict(rows=rows, columns=columns, bits_stored=10)
+    cases = [
+        (dict(transfer_syntax="1.2.840.10008.1.2.4.90", lossy=True, ratio=5, method="X"), "lossy"),
+        (dict(transfer_syntax="1.2.840.10008.1.2.1", lossy=False), "not one codeczoo writes"),
+        (dict(transfer_syntax="1.2.840.10008.1.2.4.91", lossy=True), "ratio and method"),
+    ]
+    for options, words in cases:
+        syntax = options.pop("transfer_syntax")
+        with pytest.raises(ImageFormatError, match=words):
+            write_encapsulated(tmp_path / "x.dcm", image.dataset, frame, syntax, **common, **options)
+    with pytest.raises(ImageFormatError, match="source DICOM"):
+        write_encapsulated(tmp_path / "x.dcm", image.dataset, frame, "1.2.840.10008.1.2.4.90",
+                           rows=rows + 1, columns=columns, bits_stored=10, lossy=False)
+    assert not list(tmp_path.iterdir())
