@@ -64,7 +64,8 @@ CARD = CodecCard(
                 url="https://github.com/aous72/OpenJPH"),
     related=(Paper(title="ISO/IEC 15444-15 | ITU-T T.814: High-Throughput JPEG 2000",
                    venue="ISO/IEC"),),
-    argument_notes={"numres": "resolution levels (decompositions + 1), 6 as for jpeg2000"},
+    argument_notes={"numres": "resolution levels (decompositions + 1), 6 as for jpeg2000; at "
+                              "least 2"},
     rate="quality = target compression ratio relative to the stored bit depth, as jpeg2000's "
          "(reached by a bisection over OpenJPH's quantisation step, at or below the target); "
          "1 = lossless",
@@ -92,8 +93,8 @@ class Htj2k(LibraryCodec):
 
     def __init__(self, numres: int = 6, bits: int = 8):
         super().__init__(bits)
-        if not 1 <= numres <= 32:
-            raise CodeczooError(f"htj2k: numres must be 1..32, got {numres}")
+        if not 2 <= numres <= 33:  # the binding reads 0 decompositions as its default (5)
+            raise CodeczooError(f"htj2k: numres must be 2..33, got {numres}")
         self.numres = numres
 
     def is_lossless(self, quality: int) -> bool:
@@ -104,7 +105,7 @@ class Htj2k(LibraryCodec):
 
     def _code(self, values: np.ndarray, qstep: float | None) -> bytes:
         lib = _imagecodecs()
-        options = {"resolutions": self.numres}
+        options = {"resolutions": self.numres - 1}  # the binding's "resolutions" = decompositions
         options.update({"reversible": True} if qstep is None else
                        {"reversible": False, "level": float(qstep)})
         try:
