@@ -147,7 +147,7 @@ def test_declared_size_is_checked_before_decoding(name):
     lossless = LOSSLESS.get(name, 1)
     small = codec.encode(_synthetic(8, (16, 24)), lossless, bits_stored=8)
     large = codec.encode(_synthetic(8, (48, 40)), lossless, bits_stored=8)
-    with pytest.raises(BitstreamError, match="declares 48x40.*header 16x24"):
+    with pytest.raises(BitstreamError, match="declares 48x40.*header says 16x24"):
         codec.decode(_with_payload(small, bitstream.unpack(large)[1]))
     # damaged payloads: one line, never a library traceback
     payload = bitstream.unpack(small)[1]

@@ -42,7 +42,7 @@ class Declared:
 
 def _need(data: bytes, end: int, what: str) -> None:
     if len(data) < end:
-        raise BitstreamError(f"{what} header is truncated")
+        raise BitstreamError(f"{what} payload is truncated (its header is incomplete)")
 
 
 def j2k_size(data: bytes) -> Declared:
@@ -122,7 +122,7 @@ class _Bits:
         for i in range(count):
             byte = self.pos >> 3
             if byte >= len(self.data):
-                raise BitstreamError("JPEG XL size header is truncated")
+                raise BitstreamError("JPEG XL payload is truncated (its size header is incomplete)")
             value |= ((self.data[byte] >> (self.pos & 7)) & 1) << i
             self.pos += 1
         return value
@@ -215,8 +215,8 @@ def check_declared(declared: Declared, spec: ImageSpec, codec: str, precision: i
     (size, one component, and ``precision`` when given), before anything is decoded."""
     if (declared.height, declared.width) != (spec.height, spec.width):
         raise BitstreamError(
-            f"{codec} payload declares {declared.height}x{declared.width} pixels, the header "
-            f"{spec.height}x{spec.width}")
+            f"{codec} payload declares {declared.height}x{declared.width} pixels, the container "
+            f"header says {spec.height}x{spec.width}")
     if declared.components != 1:
         raise BitstreamError(f"{codec} payload declares {declared.components} components, expected 1")
     if precision is not None and declared.precision and declared.precision != precision:
