@@ -126,6 +126,7 @@ def _as_jpeg2000(path, target, lossless):
     return target
 
 
+@pytest.mark.slow
 def test_real_compressed_sources_keep_their_instance(dicom_dir, tmp_path):
     """A whole real JPEG 2000 DICOM re-coded losslessly as JPEG-LS: same instance, same pixels."""
     out = tmp_path / "jls.dcm"
