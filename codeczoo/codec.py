@@ -56,6 +56,10 @@ class Codec:
             for codecs DICOM does not know (see :func:`codeczoo.io.lossy_method_for`).
         card: the card of a codec registered from another package (an entry point or a class
             path); zoo codecs pass theirs to :func:`~codeczoo.registry.register_codec`.
+
+    A codec whose payload is a codestream of a DICOM transfer syntax also overrides
+    :meth:`dicom_transfer_syntax`; ``codeczoo compress --format dicom`` then writes it
+    encapsulated (:mod:`codeczoo.encapsulation`).
     """
 
     codec_name: str = ""
@@ -87,6 +91,11 @@ class Codec:
     def is_lossless(self, quality: int) -> bool:
         """Whether ``quality`` reproduces every stored integer exactly."""
         return False
+
+    def dicom_transfer_syntax(self, quality: int) -> str | None:
+        """The DICOM transfer syntax UID whose encapsulated frames are this codec's payloads at
+        ``quality``, or ``None`` when there is none (learned codecs, formats DICOM lacks)."""
+        return None
 
     def weights_hash(self) -> bytes:
         """First 8 bytes of the sha256 of the codec's weights (zeros for codecs without)."""

@@ -148,7 +148,7 @@ def report_failures(report: BatchReport) -> int:
     return 1
 
 
-def _age_problem(job: Job) -> str | None:
+def output_age_problem(job: Job) -> str | None:
     try:
         if os.stat(job.target).st_mtime_ns < os.stat(job.source).st_mtime_ns:
             return "is older than its input"
@@ -200,7 +200,7 @@ def compressed_output_problem(job: Job, codec, quality: int | None) -> str | Non
     from .bitstream import read_header
     from .io import read_image
 
-    age = _age_problem(job)
+    age = output_age_problem(job)
     if age:
         return age
     try:
@@ -280,7 +280,7 @@ def decompressed_output_problem(job: Job) -> str | None:
     from .bitstream import read_header
     from .io import read_image
 
-    age = _age_problem(job)
+    age = output_age_problem(job)
     if age:
         return age
     header = read_header(read_bitstream(job.source))

@@ -127,7 +127,7 @@ def test_header_shape_disagreeing_with_payload(stream):
     header = bitstream.unpack(stream[1])[0]
     spec = dataclasses.replace(header.spec, height=header.spec.height + 1)
     # refused from the codestream's SIZ marker, before OpenJPEG decodes anything
-    with pytest.raises(BitstreamError, match="declares a 64x96 image, the header 65x96"):
+    with pytest.raises(BitstreamError, match="declares a 64x96 image, the header says 65x96"):
         codeczoo.decode(_repack(stream[1], spec=spec))
 
 

@@ -70,26 +70,30 @@ def read_siz(codestream: bytes) -> SizMarker:
         subsampling=(xrsiz, yrsiz))
 
 
-def check_codestream(codestream: bytes, height: int, width: int, precision: int) -> SizMarker:
+def check_codestream(codestream: bytes, height: int, width: int,
+                     precisions: int | tuple[int, ...]) -> SizMarker:
     """Refuse a codestream whose SIZ marker is not what codeczoo writes for this image.
 
-    codeczoo's JPEG 2000 payload is one unsigned, unsubsampled component of ``precision`` bits
-    (8 or 16), one tile, ``height`` x ``width`` pixels (``docs/bitstream.md``). Anything else is a
+    codeczoo's JPEG 2000 payload is one unsigned, unsubsampled component, one tile, ``height`` x
+    ``width`` pixels, with a sample precision among ``precisions`` (``docs/bitstream.md``: the
+    image's bits stored; files written before that rule carry 8 or 16 bits). Anything else is a
     :class:`BitstreamError` naming the disagreement, raised before a decoder allocates anything.
     """
+    precisions = (precisions,) if isinstance(precisions, int) else tuple(precisions)
     siz = read_siz(codestream)
     if (siz.height, siz.width) != (height, width):
         raise BitstreamError(
-            f"JPEG 2000 codestream declares a {siz.height}x{siz.width} image, the header "
+            f"JPEG 2000 codestream declares a {siz.height}x{siz.width} image, the header says "
             f"{height}x{width}")
     if siz.components != 1 or siz.subsampling != (1, 1):
         raise BitstreamError(
             f"JPEG 2000 codestream declares {siz.components} component(s) subsampled "
             f"{siz.subsampling[0]}x{siz.subsampling[1]}; codeczoo writes one, not subsampled")
-    if siz.precision != precision or siz.signed:
+    if siz.precision not in precisions or siz.signed:
         raise BitstreamError(
             f"JPEG 2000 codestream declares {'signed' if siz.signed else 'unsigned'} "
-            f"{siz.precision}-bit samples, the header {precision}-bit unsigned")
+            f"{siz.precision}-bit samples, the header {' or '.join(map(str, precisions))}-bit "
+            "unsigned")
     if siz.tiles != 1:
         raise BitstreamError(
             f"JPEG 2000 codestream declares {siz.tiles_across}x{siz.tiles_down} tiles; "

@@ -10,11 +10,18 @@ Rate setting (``quality``): the target compression ratio relative to the **store
 
 * ``quality=1``: lossless, reversible 5/3 integer wavelet, every stored integer returned exactly;
 * ``quality=r >= 2``: irreversible 9/7 wavelet, one quality layer, OpenJPEG's rate allocation
-  aiming at ``r``. Glymur writes 8- or 16-bit samples only, so a 12-bit image is coded as 16-bit
-  samples and the ratio handed to OpenJPEG is scaled by ``16 / bits_stored`` to keep ``r``
-  relative to 12 bits.
+  aiming at ``r``.
 * ``bpp=b`` (constructor option or ``encode(..., bpp=b)``): aim at ``b`` bits per pixel instead;
   the header then records the nearest integer ratio (at least 2) as its rate setting.
+
+Sample precision: the codestream declares exactly ``bits_stored`` bits (a 12-bit image is a
+12-bit codestream), as DICOM asks of a JPEG 2000 frame (PS3.5 8.2.4: the pixel attributes shall
+be consistent with the compressed data stream) and as every decoder expects. Glymur itself only
+writes 8- or 16-bit components, so :func:`_precision_writer` sets the component precision in
+glymur's component parameters before OpenJPEG encodes; with a glymur that lacks that hook the
+codestream falls back to 8/16 bits and the ratio handed to OpenJPEG is scaled by
+``precision / bits_stored`` to keep ``r`` relative to the stored bits. Payloads of either kind
+decode the same (codeczoo before this change wrote 16-bit codestreams for 9-15-bit images).
 
 Payload: the bare JPEG 2000 codestream (what a ``.j2c`` file holds: SOC ... EOC markers, no JP2
 boxes), because the codeczoo container already records what the boxes would. Use
@@ -44,14 +51,36 @@ from ..intensity import ImageSpec
 from ..cards import CodecCard, Paper
 from ..registry import register_codec
 from .codestream import EOC, check_codestream
+from .declared import j2k_check_complete
 from .openjpeg import ensure_openjpeg
 
 MAX_RATIO = 1000
 
 
 def container_precision(bits_stored: int) -> int:
-    """Sample precision glymur writes for ``bits_stored``-bit data (8 or 16)."""
+    """Sample type glymur is handed for ``bits_stored``-bit data (8 or 16 bits)."""
     return 8 if bits_stored <= 8 else 16
+
+
+def _precision_writer(bits_stored: int):
+    """A ``glymur.Jp2k`` that writes ``bits_stored``-bit components, and the precision it writes.
+
+    Glymur fills OpenJPEG's component parameters (``_populate_comptparms``) with 8 or 16 bits
+    from the array type; this subclass then sets the precision to the stored bits. Without that
+    hook (another glymur) it is glymur's own class and 8/16-bit precision.
+    """
+    import glymur
+
+    if not hasattr(glymur.Jp2k, "_populate_comptparms"):
+        return glymur.Jp2k, container_precision(bits_stored)
+
+    class ExactPrecisionJp2k(glymur.Jp2k):
+        def _populate_comptparms(self, img_array):
+            super()._populate_comptparms(img_array)
+            for component in self._comptparms:
+                component.prec = component.bpp = bits_stored
+
+    return ExactPrecisionJp2k, bits_stored
 
 
 def number_of_resolutions(height: int, width: int, wanted: int = 6) -> int:
@@ -66,10 +95,8 @@ def _write_codestream(path: str, values: np.ndarray, bits_stored: int, ratio: fl
     ``ratio=None`` is lossless (5/3); otherwise the 9/7 wavelet at compression ratio ``ratio``
     relative to ``bits_stored``.
     """
-    import glymur
-
-    precision = container_precision(bits_stored)
-    data = np.ascontiguousarray(values, dtype=np.uint8 if precision == 8 else np.uint16)
+    writer, precision = _precision_writer(bits_stored)
+    data = np.ascontiguousarray(values, dtype=np.uint8 if bits_stored <= 8 else np.uint16)
     levels = number_of_resolutions(*data.shape, wanted=numres)
     kwargs: dict = {"numres": levels}
     if ratio is not None:
@@ -77,7 +104,7 @@ def _write_codestream(path: str, values: np.ndarray, bits_stored: int, ratio: fl
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # encoder chatter; the decode below is checked
-            glymur.Jp2k(path, data=data, **kwargs)
+            writer(path, data=data, **kwargs)
     except Exception as exc:
         raise CodeczooError(
             f"JPEG 2000 encoding failed ({type(exc).__name__}: {one_line(str(exc))})") from exc
@@ -98,7 +125,7 @@ def _write_codestream(path: str, values: np.ndarray, bits_stored: int, ratio: fl
             f"no EOC marker); is the disk of {os.path.dirname(path) or '.'} full?")
 
 
-def _read_codestream(payload: bytes, height: int, width: int, precision: int) -> np.ndarray:
+def _read_codestream(payload: bytes, height: int, width: int, bits_stored: int) -> np.ndarray:
     """Decode a bare codestream; any OpenJPEG error or warning is a :class:`BitstreamError`.
 
     The SIZ marker is checked against the expected size and sample precision first
@@ -107,7 +134,7 @@ def _read_codestream(payload: bytes, height: int, width: int, precision: int) ->
     """
     import glymur
 
-    check_codestream(payload, height, width, precision)
+    check_codestream(payload, height, width, (bits_stored, container_precision(bits_stored)))
     with tempfile.TemporaryDirectory(prefix="codeczoo-j2k-") as tmp:
         path = os.path.join(tmp, "payload.j2c")
         try:
@@ -181,6 +208,10 @@ class Jpeg2000(Codec):
     def is_lossless(self, quality: int) -> bool:
         return int(quality) == 1
 
+    def dicom_transfer_syntax(self, quality: int) -> str:
+        """JPEG 2000 Image Compression (Lossless Only) for quality 1, else JPEG 2000."""
+        return "1.2.840.10008.1.2.4.90" if self.is_lossless(quality) else "1.2.840.10008.1.2.4.91"
+
     def _ratio(self, spec: ImageSpec, quality: int) -> float | None:
         if self._ratio_override is not None:
             return self._ratio_override
@@ -198,8 +229,8 @@ class Jpeg2000(Codec):
         spec = header.spec
         if header.pad_bottom or header.pad_right:
             raise BitstreamError("header records padding; codeczoo's JPEG 2000 payload has none")
-        values = _read_codestream(payload, spec.height, spec.width,
-                                  container_precision(spec.bits_stored))
+        j2k_check_complete(payload)  # OpenJPEG may decode a cut stream with a warning only
+        values = _read_codestream(payload, spec.height, spec.width, spec.bits_stored)
         return values.astype(np.uint16, copy=False)
 
     def _resolve_bpp(self, quality: int | None, bpp: float | None) -> float | None:
@@ -287,7 +318,7 @@ class Jpeg2000(Codec):
         items = []
         height, width = (int(v) for v in shape)
         for payload in strings[0]:
-            values = _read_codestream(payload, height, width, container_precision(self.bits))
+            values = _read_codestream(payload, height, width, self.bits)
             values = np.minimum(values.astype(np.uint16), (1 << self.bits) - 1)
             items.append(intensity.to_unit(values, self.bits)[0])
         return {"x_hat": torch.stack(items)}

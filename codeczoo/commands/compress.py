@@ -18,6 +18,10 @@ def add_parser(subparsers) -> None:
                         help="output file (one input) or folder (mirrors the input folders)")
     parser.add_argument("--codec", default="jpeg2000", help="registered codec (codeczoo list)")
     parser.add_argument("--quality", type=int, help="rate setting (codec specific, see its card)")
+    parser.add_argument("--format", choices=("czoo", "dicom"), default="czoo",
+                        help="czoo: codeczoo bitstreams (default); dicom: DICOM inputs to "
+                             "DICOM files whose pixel data is the codestream in its standard "
+                             "transfer syntax (jpeg2000, jpegls, htj2k; see docs/io.md)")
     parser.add_argument("--untrained-weights", action="store_true",
                         help="allow a learned codec without trained weights (seeded random "
                              "weights: the files decode to noise, and only with this codeczoo "
@@ -38,6 +42,8 @@ def run(args) -> int:
     from ..metrics import bpp
 
     codec = load_for_encoding(args.codec, args.quality, allow_untrained=args.untrained_weights)
+    if args.format == "dicom":
+        return run_dicom(args, codec)
     jobs = plan(args.inputs, args.output, IMAGE_SUFFIXES, BITSTREAM_SUFFIX)
     if len(jobs) == 1 and jobs[0].target.suffix.lower() in IMAGE_SUFFIXES:
         raise CodeczooError(
@@ -59,6 +65,35 @@ def run(args) -> int:
     if report.done:
         print(f"{len(report.done)} file(s) compressed: {total_in} -> {total_out} bytes, "
               f"{bpp(total_out, pixels):.4f} bpp ({args.codec}, quality {quality})")
+    if report.skipped:
+        print(f"{len(report.skipped)} file(s) already done (finished outputs kept)")
+    return report_failures(report)
+
+
+def run_dicom(args, codec) -> int:
+    """``--format dicom``: each DICOM input to an encapsulated DICOM (codeczoo.encapsulation),
+    with the same batch rules as ``.czoo`` outputs (failures reported, finished outputs kept)."""
+    from ..encapsulation import compress_to_dicom, encapsulated_output_problem, transfer_syntax_for
+    from ..files import plan, report_failures, run_batch
+    from ..io import IMAGE_SUFFIXES
+    from ..metrics import bpp
+
+    syntax = transfer_syntax_for(codec, args.quality)  # refuse learned codecs before any work
+    jobs = plan(args.inputs, args.output, IMAGE_SUFFIXES, ".dcm")
+    written = {}
+
+    def work(job) -> None:
+        written[job.target] = compress_to_dicom(job.source, job.target, codec, args.quality)
+
+    report = run_batch(jobs, work, lambda job: encapsulated_output_problem(job, syntax),
+                       args.force, desc=f"compress ({args.codec}, DICOM)")
+    done = [written[job.target] for job in report.done]
+    if done:
+        total_in = sum(job.source.stat().st_size for job in report.done)
+        print(f"{len(done)} DICOM file(s), transfer syntax {syntax}: {total_in} -> "
+              f"{sum(w.file_bytes for w in done)} bytes; pixel data "
+              f"{bpp(sum(w.frame_bytes for w in done), sum(w.pixels for w in done)):.4f} bpp "
+              f"({args.codec}, quality {codec.check_quality(args.quality)})")
     if report.skipped:
         print(f"{len(report.skipped)} file(s) already done (finished outputs kept)")
     return report_failures(report)

@@ -5,8 +5,9 @@ schema); then the Bjøntegaard delta rate of each codec against JPEG 2000 (the a
 for PSNR and MS-SSIM (dB), and a markdown table (``table.md``, ready to paste into
 ``docs/results.md``, with the exact command that made it) and an RD plot (``rd.png``) are written.
 
-Which codecs: every learned codec that ships pretrained weights
-(``codeczoo.list_codecs(pretrained=True)``) plus ``jpeg2000``; untrained ones only when asked
+Which codecs: every classic codec (JPEG 2000, JPEG-LS, HTJ2K, JPEG XL, AVIF) and every learned
+codec that ships pretrained weights (``codeczoo.list_codecs(pretrained=True)``); untrained
+learned ones only when asked
 (``include_untrained=True``: useful to test the pipeline, meaningless as results, and labelled
 "(untrained)").
 """
@@ -39,6 +40,7 @@ class BenchReport:
     bd_rates: dict[str, dict[str, float | str]]
     table: str
     files: list[Path] = field(default_factory=list)
+    not_run: dict[str, str] = field(default_factory=dict)
 
 
 def bench_codecs(codecs: Sequence[str] | None = None, include_untrained: bool = False) -> list[str]:
@@ -51,6 +53,7 @@ def bench_codecs(codecs: Sequence[str] | None = None, include_untrained: bool = 
                 names.append(name)
     else:
         names = list_codecs(pretrained=True)
+        names += [n for n in list_codecs() if not codec_class(n).learned and n not in names]
         if include_untrained:
             names += [n for n in list_codecs(pretrained=False) if n not in names]
     names = [n for n in names if n != ANCHOR]
@@ -96,8 +99,10 @@ def _span(values: Sequence[float | None], fmt: str) -> str:
 
 
 def markdown_table(results: dict[str, dict[str, Any]], bd: dict[str, dict[str, float | str]],
-                   command: str, source: str, method: str) -> str:
-    """The bench table in markdown, with the data, the command and the method stated."""
+                   command: str, source: str, method: str,
+                   not_run: dict[str, str] | None = None) -> str:
+    """The bench table in markdown, with the data, the command and the method stated
+    (``not_run``: codecs that could not code the data, with the reason)."""
     any_result = next(iter(results.values()))
     ds = any_result["dataset"]
     lines = [
@@ -130,8 +135,34 @@ def markdown_table(results: dict[str, dict[str, Any]], bd: dict[str, dict[str, f
              if isinstance(v, str)]
     if notes:
         lines += ["", "Not comparable:"] + notes
-    lines += ["", psnr_at_rates_table(results)]
+    if not_run:
+        lines += ["", "Not run (could not code these images):"]
+        lines += [f"- {name}: {reason}" for name, reason in not_run.items()]
+    lines += ["", lossless_table(results), "", psnr_at_rates_table(results)]
     return "\n".join(lines) + "\n"
+
+
+def lossless_table(results: dict[str, dict[str, Any]]) -> str:
+    """Markdown: each codec's lossless rate (where it has a lossless quality in the sweep),
+    fewest bits first."""
+    rows = []
+    for name, result in results.items():
+        lossless = result["codec"].get("lossless_qualities") or []
+        if not lossless:
+            continue
+        index = list(result["quality"]).index(lossless[0])
+        r = result["results"]
+        rows.append((r["bpp"][index], result["name"], lossless[0], r["payload_bpp"][index],
+                     r["encoding_time"][index], r["decoding_time"][index]))
+    if not rows:
+        return "No codec was run at a lossless quality."
+    lines = ["Lossless (every stored integer back exactly; bpp of the whole bitstream, and of "
+             "the codec's payload alone):", "",
+             "| codec | quality | bpp | payload bpp | enc s/img | dec s/img |",
+             "|---|---|---|---|---|---|"]
+    for bpp, name, quality, payload, enc, dec in sorted(rows, key=lambda row: row[0]):
+        lines.append(f"| {name} | {quality} | {bpp:.3f} | {payload:.3f} | {enc:.3f} | {dec:.3f} |")
+    return "\n".join(lines)
 
 
 MATCHED_RATES = (0.1, 0.25, 0.5, 1.0)
@@ -213,6 +244,7 @@ def run_bench(data=None, codecs: Sequence[str] | None = None, output_dir: str | 
         raise CodeczooError(f"qualities given for codecs not benchmarked: {', '.join(sorted(unknown))}")
 
     results: dict[str, dict[str, Any]] = {}
+    not_run: dict[str, str] = {}
     files: list[Path] = []
     for name in names:
         previous = _reusable(out / f"{name}.json", name, len(images), qualities.get(name)) \
@@ -222,21 +254,27 @@ def run_bench(data=None, codecs: Sequence[str] | None = None, output_dir: str | 
             files.append(out / f"{name}.json")
             continue
         pretrained = False if name == ANCHOR else None
-        results[name] = evaluate(name, images, qualities.get(name), pretrained=pretrained,
-                                 device=device, progress=progress, source=source)
+        try:
+            results[name] = evaluate(name, images, qualities.get(name), pretrained=pretrained,
+                                     device=device, progress=progress, source=source)
+        except CodeczooError as exc:
+            if name == ANCHOR:
+                raise
+            not_run[name] = str(exc)  # e.g. AVIF on a 16-bit image: the others still run
+            continue
         files.append(write_results(results[name], out / f"{name}.json"))
 
     anchor = results[ANCHOR]
     bd = {name: bd_rates_against(anchor, result, method) for name, result in results.items()
           if name != ANCHOR}
     command = command or f"codeczoo bench {data if data is not None else ''} --codecs {','.join(names)}"
-    table = markdown_table(results, bd, command, source, method)
+    table = markdown_table(results, bd, command, source, method, not_run)
     write_text(out / "table.md", table, overwrite=True)
     write_text(out / "bd_rates.json", json.dumps(
-        {"anchor": ANCHOR, "method": method, "bd_rate_percent": bd,
+        {"anchor": ANCHOR, "method": method, "bd_rate_percent": bd, "not_run": not_run,
          "psnr_at_bpp": {"bpp": list(MATCHED_RATES), **psnr_at_rates(results)}},
         indent=2) + "\n", overwrite=True)
     files += [out / "table.md", out / "bd_rates.json"]
     files.append(rd_plot(list(results.values()), out / "rd.png",
                          title=f"Rate–distortion on {Path(source).name if data is not None else 'bundled samples'}"))
-    return BenchReport(results, bd, table, files)
+    return BenchReport(results, bd, table, files, not_run)

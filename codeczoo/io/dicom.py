@@ -167,6 +167,33 @@ def _values(ds, keyword: str) -> list[str]:
     return [str(value)]
 
 
+def mark_lossy(ds, ratio: float | None, method: str | None, derivation: str | None = None) -> None:
+    """Record a lossy step in ``ds`` (PS3.3 C.7.6.1.1.5): Lossy Image Compression ``01``, the
+    ratio and method appended to the earlier steps' values, ``derivation`` appended to
+    Derivation Description (0008,2111)."""
+    if ratio is None or not method:
+        raise ImageFormatError("a lossy DICOM needs its compression ratio and method")
+    method = _check_method(method)
+    ds.LossyImageCompression = "01"
+    ds.LossyImageCompressionRatio = _values(ds, "LossyImageCompressionRatio") + [_format_ratio(ratio)]
+    ds.LossyImageCompressionMethod = _values(ds, "LossyImageCompressionMethod") + [method]
+    if derivation:
+        ds.DerivationDescription = _derivation(ds, derivation)
+
+
+def set_file_meta(ds, transfer_syntax: str) -> None:
+    """File meta information for ``ds`` written in ``transfer_syntax`` (PS3.10 7.1)."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import UID
+
+    if getattr(ds, "file_meta", None) is None:
+        ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = UID(transfer_syntax)
+    if "SOPClassUID" in ds:
+        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+
+
 def write_dicom(path: str | os.PathLike, pixels: np.ndarray, dataset, *,
                 bits_stored: int | None = None, photometric: str | None = None,
                 lossy: bool = False, ratio: float | None = None, method: str | None = None,
@@ -179,7 +206,6 @@ def write_dicom(path: str | os.PathLike, pixels: np.ndarray, dataset, *,
     (:func:`lossy_method_for` gives it for a codec) and ``derivation`` an optional text appended
     to Derivation Description (0008,2111).
     """
-    from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     if dataset is None:
@@ -205,27 +231,14 @@ def write_dicom(path: str | os.PathLike, pixels: np.ndarray, dataset, *,
             f"({ds.BitsStored} bits, {ds.PhotometricInterpretation})")
     intensity.describe(pixels, bits_stored, photometric)
     if lossy:
-        if ratio is None or not method:
-            raise ImageFormatError("a lossy DICOM needs its compression ratio and method")
-        method = _check_method(method)
-        ds.LossyImageCompression = "01"
-        ds.LossyImageCompressionRatio = _values(ds, "LossyImageCompressionRatio") + [_format_ratio(ratio)]
-        ds.LossyImageCompressionMethod = _values(ds, "LossyImageCompressionMethod") + [method]
-        if derivation:
-            ds.DerivationDescription = _derivation(ds, derivation)
+        mark_lossy(ds, ratio, method, derivation)
     data = np.ascontiguousarray(pixels, dtype=pixels.dtype.newbyteorder("<")).tobytes()
     if len(data) % 2:
         data += b"\0"  # DICOM values have even length
     ds.PixelData = data
     ds["PixelData"].VR = "OW" if pixels.dtype.itemsize == 2 else "OB"
-    if getattr(ds, "file_meta", None) is None:
-        ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    if "SOPClassUID" in ds:
-        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    uid = generate_uid()
-    ds.SOPInstanceUID = uid
-    ds.file_meta.MediaStorageSOPInstanceUID = uid
+    ds.SOPInstanceUID = generate_uid()
+    set_file_meta(ds, ExplicitVRLittleEndian)
 
     def writer(tmp: str) -> None:
         try:
