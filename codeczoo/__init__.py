@@ -27,13 +27,24 @@ from .errors import (BitstreamError, CodecMismatchError, CodeczooError, ImageFor
 from .registry import get_card, list_codecs, load, register_codec
 from . import classic as _classic  # noqa: F401  (registers JPEG 2000)
 from . import models as _models  # noqa: F401  (registers the learned codecs)
+from . import residual as _residual  # noqa: F401  (registers the bounded-error layer)
 
 
 def encode(image, codec: str = "jpeg2000", quality: int | None = None, *, pretrained: bool = True,
-           bits_stored: int | None = None, photometric: str = "MONOCHROME2") -> bytes:
-    """Compress ``image`` with the registered codec ``codec`` (pretrained weights if it has any)."""
+           bits_stored: int | None = None, photometric: str = "MONOCHROME2",
+           max_error: int | None = None) -> bytes:
+    """Compress ``image`` with the registered codec ``codec`` (pretrained weights if it has any).
+
+    ``max_error=K`` guarantees ``|image - decode(data)| <= K`` on every pixel (``0``: lossless):
+    ``codec`` at ``quality`` becomes the base of the residual layer (:mod:`codeczoo.residual`).
+    """
     from .registry import has_pretrained
 
+    if max_error is not None:
+        from .residual import bounded
+
+        model = bounded(codec, quality, pretrained=None if pretrained else False)
+        return model.encode(image, max_error, bits_stored=bits_stored, photometric=photometric)
     model = load(codec, pretrained=pretrained and has_pretrained(codec))
     return model.encode(image, quality, bits_stored=bits_stored, photometric=photometric)
 

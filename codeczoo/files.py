@@ -145,8 +145,13 @@ def decompress_file(data: bytes, target: Path, codec=None) -> None:
     from . import decoder_for
     from .io import lossy_method_for, write_image
 
+    from .bitstream import unpack
+
     codec = codec or decoder_for(data)
     pixels, header = codec.decode_with_header(data)
+    # a codec may describe how it derived the pixels (the residual layer: its error bound)
+    describe = getattr(codec, "derivation_description", None)
+    derivation = describe(header, unpack(data)[1]) if describe is not None else None
     source = None
     if header.metadata_kind == "dicom" and target.suffix.lower() in (".dcm", ".dicom"):
         source = dataset_from_bytes(header.metadata)
@@ -157,4 +162,4 @@ def decompress_file(data: bytes, target: Path, codec=None) -> None:
                 photometric=header.spec.photometric, dataset=source,
                 lossy=not codec.is_lossless(header.quality),
                 ratio=header.spec.pixels * np.dtype(header.spec.dtype).itemsize / max(1, len(data)),
-                method=lossy_method_for(header.codec), overwrite=True)
+                method=lossy_method_for(header.codec), derivation=derivation, overwrite=True)

@@ -13,8 +13,10 @@ def add_parser(subparsers) -> None:
 
 
 def describe_file(path: Path) -> dict:
-    from ..bitstream import read_header
+    from ..bitstream import read_header, unpack
     from ..errors import CodeczooError
+    from ..errors import UnknownCodecError
+    from ..registry import codec_class
 
     try:
         data = path.read_bytes()
@@ -22,7 +24,7 @@ def describe_file(path: Path) -> dict:
         raise CodeczooError(f"cannot read {path}: {exc.strerror}") from exc
     header = read_header(data)
     spec = header.spec
-    return {
+    info = {
         "file": str(path), "bytes": len(data), "codec": header.codec,
         "codec_version": header.codec_version, "weights": header.weights_hex,
         "quality": header.quality, "height": spec.height, "width": spec.width,
@@ -32,6 +34,14 @@ def describe_file(path: Path) -> dict:
         "bpp": len(data) * 8 / spec.pixels,
         "compression_ratio": spec.pixels * spec.bits_stored / (len(data) * 8),
     }
+    # codecs whose payload holds more to show (the residual layer: bound, base codec, bytes)
+    try:
+        describe_payload = getattr(codec_class(header.codec), "describe_payload", None)
+    except UnknownCodecError:  # a codec this installation lacks: the header is still shown
+        describe_payload = None
+    if describe_payload is not None:
+        info.update(describe_payload(unpack(data)[1]))
+    return info
 
 
 def run(args) -> int:

@@ -75,14 +75,14 @@ def _has_preamble(path: str | os.PathLike) -> bool:
 def write_image(path: str | os.PathLike, image_array, *, source=None, lossy: bool | None = None,
                 ratio: float | None = None, method: str | None = None, dataset=None,
                 bits_stored: int | None = None, photometric: str | None = None,
-                overwrite: bool = False) -> Path:
+                derivation: str | None = None, overwrite: bool = False) -> Path:
     """Write ``image_array`` (a 2-D integer array or an :class:`XrayImage`) to ``path``.
 
     The extension picks the format: ``.png`` (uint8 -> 8 bit, uint16 -> 16 bit), ``.npy``, or
     ``.dcm``/``.dicom``, which needs the DICOM the image came from: ``source`` (the
     :class:`XrayImage` read from it) or ``dataset`` (its pydicom data set, e.g. restored from a
     bitstream's metadata). ``lossy=True`` with ``ratio`` and ``method`` records the lossy
-    compression. ``bits_stored`` is checked against the values when given. Refuses to replace an
+    compression; ``derivation`` is appended to a DICOM's Derivation Description. ``bits_stored`` is checked against the values when given. Refuses to replace an
     existing file unless ``overwrite``.
     """
     if isinstance(image_array, XrayImage):
@@ -109,7 +109,7 @@ def write_image(path: str | os.PathLike, image_array, *, source=None, lossy: boo
     if suffix in (".dcm", ".dicom"):
         return write_dicom(path, image_array, dataset, bits_stored=bits_stored,
                            photometric=photometric, lossy=bool(lossy), ratio=ratio, method=method,
-                           overwrite=overwrite)
+                           derivation=derivation, overwrite=overwrite)
     raise ImageFormatError(
         f"{path}: cannot write {suffix or 'files without extension'} (use {', '.join(WRITABLE)})")
 

@@ -140,12 +140,14 @@ def _values(ds, keyword: str) -> list[str]:
 def write_dicom(path: str | os.PathLike, pixels: np.ndarray, dataset, *,
                 bits_stored: int | None = None, photometric: str | None = None,
                 lossy: bool = False, ratio: float | None = None, method: str | None = None,
-                overwrite: bool = False) -> Path:
+                derivation: str | None = None, overwrite: bool = False) -> Path:
     """Write ``pixels`` as a DICOM carrying ``dataset``'s metadata (see the module docstring).
 
     ``dataset`` is the pydicom data set the image was read with (pixel data removed);
     ``bits_stored`` and ``photometric`` default to its own. ``method`` is made a valid code string
     (see :func:`as_code_string`; :func:`lossy_method_for` gives DICOM's defined terms).
+    ``derivation`` is appended to Derivation Description (0008,2111), e.g. the residual layer's
+    error bound ("max abs error K").
     """
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -179,6 +181,9 @@ def write_dicom(path: str | os.PathLike, pixels: np.ndarray, dataset, *,
         ds.LossyImageCompressionRatio = _values(ds, "LossyImageCompressionRatio") + [_format_ratio(ratio)]
         ds.LossyImageCompressionMethod = (_values(ds, "LossyImageCompressionMethod")
                                           + [as_code_string(method)])
+    if derivation:
+        earlier = str(ds.get("DerivationDescription", "") or "").strip()
+        ds.DerivationDescription = (f"{earlier}; {derivation}" if earlier else derivation)[:1024]
     data = np.ascontiguousarray(pixels, dtype=pixels.dtype.newbyteorder("<")).tobytes()
     if len(data) % 2:
         data += b"\0"  # DICOM values have even length

@@ -391,6 +391,15 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
         return min((make(kind) for kind in LAYOUTS), key=len)
 
     def decode_values(self, payload: bytes, header: Header) -> np.ndarray:
+        return intensity.from_unit(torch.from_numpy(self.decode_unit_values(payload, header)),
+                                   header.spec.bits_stored)
+
+    def decode_unit_values(self, payload: bytes, header: Header) -> np.ndarray:
+        """The decoder's reconstruction before rounding: float32 (H, W) in [0, 1] (not clamped).
+
+        :meth:`decode_values` rounds it; the residual layer (:mod:`codeczoo.residual`) rounds it
+        itself, stably across machines.
+        """
         if len(payload) < _PAYLOAD.size:
             raise BitstreamError("payload too short for a recurrent codec header")
         layout, t, tile, rows, cols = _PAYLOAD.unpack_from(payload)
@@ -428,7 +437,7 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
                 packed.append(raw)
                 pos += length
 
-        out = np.empty((spec.height, spec.width), dtype=np.uint16)
+        out = np.empty((spec.height, spec.width), dtype=np.float32)
         was_training = self.training
         self.eval()
         device = self._device()
@@ -445,8 +454,7 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
                         vh, vw = min(th, spec.height - top), min(tw, spec.width - left)
                         if vh <= 0 or vw <= 0:
                             continue  # a tile made only of padding
-                        out[top:top + vh, left:left + vw] = intensity.from_unit(
-                            x_hat[j, 0, :vh, :vw], spec.bits_stored)
+                        out[top:top + vh, left:left + vw] = x_hat[j, 0, :vh, :vw].float().cpu().numpy()
         finally:
             self.train(was_training)
         return out
