@@ -22,10 +22,11 @@ Anchors need two packages the library itself does not::
 
 Usage::
 
-    python benchmarks/residual.py                       # all sets -> table (docs/results.md)
+    python benchmarks/residual.py --json benchmarks/results/residual.json   # docs/results.md
     python benchmarks/residual.py --sets cxr-val --limit 3
     python benchmarks/residual.py --base-sweep          # total bits vs base rate, training images
     python benchmarks/residual.py --speed               # 3072 x 2614 12-bit: seconds and memory
+    python benchmarks/residual.py --float-noise         # how far floats move: margins' basis
 """
 
 from __future__ import annotations
@@ -118,40 +119,45 @@ def psnr(a: np.ndarray, b: np.ndarray, bits: int) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(((1 << bits) - 1) ** 2 / mse)
 
 
+_ROWS: dict[str, dict] = {}   # image file -> measured row (a DICOM in two sets is coded once)
+
+
+def measure_image(image_name: str, img: np.ndarray, bits: int, ours) -> dict:
+    if image_name in _ROWS:
+        return _ROWS[image_name]
+    t0 = time.time()
+    row = {"image": image_name, "bits": bits, "pixels": int(img.size), "bytes": {}, "psnr": {},
+           "flagged": {}}
+    for k in BOUNDS:
+        data = ours.encode(img, k, bits_stored=bits)
+        decoded = ours.decode(data)
+        _check("ours", img, decoded, k)
+        row["bytes"][f"ours K={k}"] = len(data)
+        row["flagged"][f"ours K={k}"] = ours.last_stats["flagged"]
+        row["psnr"][f"ours K={k}"] = psnr(img, decoded, bits)
+        if img.dtype.kind == "u":
+            row["bytes"][f"JPEG-LS NEAR={k}"] = jpegls_bytes(img, bits, k)
+    row["bytes"]["JPEG 2000 lossless"] = jpeg2000_bytes(img, bits)
+    row["bytes"]["JPEG XL lossless e7"] = jpegxl_bytes(img, bits)
+    row["bytes"]["PNG"] = png_bytes(img)
+    row["seconds"] = time.time() - t0
+    print(f"  {image_name} ({bits} bit, {img.shape[1]}x{img.shape[0]}) {row['seconds']:.1f} s",
+          file=sys.stderr, flush=True)
+    _ROWS[image_name] = row
+    return row
+
+
 def run_set(name: str, limit: int | None, base_quality: int | None) -> dict:
     from codeczoo.residual import bounded
 
     ours = bounded("jpeg2000", base_quality)
-    totals: dict[str, float] = {}
-    psnrs: dict[str, list[float]] = {}
-    pixels = 0
-    images = []
-    for image_name, img, bits in load_set(name, limit):
-        t0 = time.time()
-        row = {"image": image_name, "bits": bits, "pixels": int(img.size)}
-        for k in BOUNDS:
-            data = ours.encode(img, k, bits_stored=bits)
-            decoded = ours.decode(data)
-            _check("ours", img, decoded, k)
-            row[f"ours K={k}"] = len(data)
-            row[f"ours K={k} flagged"] = ours.last_stats["flagged"]
-            psnrs.setdefault(f"ours K={k}", []).append(psnr(img, decoded, bits))
-            unsigned = img if img.dtype.kind == "u" else None
-            if unsigned is not None:
-                row[f"JPEG-LS NEAR={k}"] = jpegls_bytes(img, bits, k)
-        row["JPEG 2000 lossless"] = jpeg2000_bytes(img, bits)
-        row["JPEG XL lossless e7"] = jpegxl_bytes(img, bits)
-        row["PNG"] = png_bytes(img)
-        for key, value in row.items():
-            if key not in ("image", "bits", "pixels") and not key.endswith("flagged"):
-                totals[key] = totals.get(key, 0) + value
-        pixels += img.size
-        images.append(row)
-        print(f"  {name}: {image_name} ({bits} bit, {img.shape[1]}x{img.shape[0]}) "
-              f"{time.time() - t0:.1f} s", file=sys.stderr)
-    bpp = {k: v * 8 / pixels for k, v in totals.items()}
-    return {"set": name, "images": len(images), "pixels": pixels, "bpp": bpp,
-            "psnr_ours": {k: float(np.mean(v)) for k, v in psnrs.items()}, "per_image": images}
+    rows = [measure_image(n, img, bits, ours) for n, img, bits in load_set(name, limit)]
+    pixels = sum(r["pixels"] for r in rows)
+    keys = rows[0]["bytes"].keys() if rows else []
+    bpp = {k: sum(r["bytes"][k] for r in rows) * 8 / pixels for k in keys}
+    mean_psnr = {k: float(np.mean([r["psnr"][k] for r in rows])) for k in rows[0]["psnr"]} if rows else {}
+    return {"set": name, "images": len(rows), "pixels": pixels, "bpp": bpp,
+            "psnr_ours": mean_psnr, "per_image": rows}
 
 
 def table(results: list[dict]) -> str:
@@ -177,7 +183,29 @@ def table(results: list[dict]) -> str:
         lines.append(f"| **max error {k}** | " + " | " * (len(results) - 1) + " |")
         row(f"ours, K={k}", f"ours K={k}")
         row(f"JPEG-LS NEAR={k}", f"JPEG-LS NEAR={k}")
+        lines.append(f"| PSNR of ours, K={k} (dB, mean) | " + " | ".join(
+            f"{r['psnr_ours'].get(f'ours K={k}', float('nan')):.2f}" for r in results) + " |")
     return "\n".join(lines)
+
+
+def per_image_table(results: list[dict]) -> str:
+    """One line per image of the DICOM sets: ours against JPEG-LS and JPEG 2000 (bpp)."""
+    rows = {r["image"]: r for res in results if res["set"].startswith("dicom")
+            for r in res["per_image"]}
+    keys = ["ours K=0", "JPEG-LS NEAR=0", "JPEG 2000 lossless", "JPEG XL lossless e7", "PNG",
+            "ours K=2", "JPEG-LS NEAR=2"]
+    lines = ["| DICOM | bits | trained on | " + " | ".join(keys) + " |",
+             "|---|---|---|" + "---|" * len(keys)]
+    for name, r in sorted(rows.items()):
+        cells = [f"{r['bytes'][k] * 8 / r['pixels']:.3f}" if k in r["bytes"] else "n/a" for k in keys]
+        lines.append(f"| {name} | {r['bits']} | {'yes' if name in DICOM_TRAIN else 'no'} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _centre(img: np.ndarray, size: int) -> np.ndarray:
+    top, left = max(0, (img.shape[0] - size) // 2), max(0, (img.shape[1] - size) // 2)
+    return np.ascontiguousarray(img[top:top + size, left:left + size])
 
 
 def base_sweep(limit: int, ratios: list[int]) -> None:
@@ -189,6 +217,8 @@ def base_sweep(limit: int, ratios: list[int]) -> None:
     print("| base ratio | " + " | ".join(f"{s} K={k}" for s, _ in sets for k in (0, 2, 8)) + " |")
     print("|---|" + "---|" * (3 * len(sets)))
     loaded = {s: list(load_set(s, lim)) for s, lim in sets}
+    # the centre 1024 x 1024 of each training DICOM keeps the sweep within minutes
+    loaded["dicom-train"] = [(n, _centre(img, 1024), b) for n, img, b in loaded["dicom-train"]]
     for ratio in ratios:
         ours = bounded("jpeg2000", ratio)
         cells = []
@@ -258,9 +288,55 @@ def speed(bounds: list[int]) -> None:
                 print(json.dumps(result))
 
 
+def float_noise() -> None:
+    """How much the floats that stable rounding quantizes move when the computation changes
+    (thread count, strip height: summation order, which another machine may also change), in
+    the units the margins are given in."""
+    import torch
+
+    from codeczoo.residual import bounded, coder
+    from codeczoo.residual.codec import BASE_PRECISION
+
+    _, img, bits = next(load_set("cxr-val", 1))
+    codec = bounded("jpeg2000", 40)
+    c0 = codec.base.decode(codec.base.encode(img, 40)).astype(np.int64)
+    grid = coder._Grid(*img.shape)
+    c0s = grid.split(grid.pad(c0))
+    context = ((grid.split(grid.pad(img.astype(np.int64))) - c0s) / 255.0).astype(np.float32)
+
+    def indices(threads: int, rows: int) -> np.ndarray:
+        torch.set_num_threads(threads)
+        coder.STRIP_ROWS = rows
+        predictor = coder._Predictor(codec.model, c0s, bits, 5, 0)
+        out = []
+        for p in range(4):
+            a, s = predictor.predict(context, p, coder.PASS_ORDER[p])
+            out += list(predictor.index_values(a, s))
+        return np.stack(out)
+
+    reference = indices(1, 128)
+    for label, args in (("2 threads", (2, 128)), ("strips of 32 rows", (1, 32)),
+                        ("one strip", (1, 4096))):
+        diff = np.abs(indices(*args) - reference).max()
+        print(f"residual model, {label} vs 1 thread / 128 rows: max |change| {diff:.3g} index units "
+              f"(margin {coder.MARGIN:.3g})")
+    learned = bounded("toderici2017-lstm-oneshot-small", 4)
+    data = learned.base.encode(img, 4)
+    from codeczoo import bitstream
+
+    header, payload = bitstream.unpack(data)
+    units = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        units.append(learned.base.decode_unit_values(payload, header).astype(np.float64))
+    diff = np.abs(units[0] - units[1]).max() * ((1 << BASE_PRECISION) - 1)
+    print(f"learned base (toderici2017-lstm-oneshot-small, 4 iterations), 2 vs 1 thread: max "
+          f"|change| {diff:.3g} units of the {BASE_PRECISION}-bit grid")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sets", default="cxr-val,dicom-heldout,dicom-all")
+    parser.add_argument("--sets", default="cxr-val,dicom-all,dicom-heldout")
     parser.add_argument("--limit", type=int, help="first N images of each set")
     parser.add_argument("--base-quality", type=int, help="JPEG 2000 base ratio (default: the codec's)")
     parser.add_argument("--json", help="also write the results here")
@@ -268,11 +344,15 @@ def main() -> None:
     parser.add_argument("--ratios", default="10,20,40,80,160")
     parser.add_argument("--speed", action="store_true")
     parser.add_argument("--bounds", default="0,2")
+    parser.add_argument("--float-noise", action="store_true")
     parser.add_argument("--speed-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.speed_child:
         step, k, folder = args.speed_child
         speed_child(step, int(k), Path(folder))
+        return
+    if args.float_noise:
+        float_noise()
         return
     if args.speed:
         speed([int(k) for k in args.bounds.split(",")])
@@ -284,6 +364,8 @@ def main() -> None:
     print(f"command: python benchmarks/residual.py --sets {args.sets}"
           + (f" --limit {args.limit}" if args.limit else ""))
     print(table(results))
+    print()
+    print(per_image_table(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
 

@@ -83,20 +83,19 @@ class _Predictor:
     def predict(self, context: np.ndarray, pass_index: int, phase: int) -> tuple[np.ndarray, np.ndarray]:
         """``(a, log_sigma)`` of ``phase`` over the half-resolution grid (float32 arrays)."""
         ctx = torch.from_numpy(context)[None]
-        mask = torch.tensor(known_mask(pass_index), dtype=torch.float32).view(1, PHASES, 1, 1)
+        mask = torch.tensor([known_mask(pass_index)], dtype=torch.float32)
         _, _, h, w = self.base.shape
-        mask = mask.expand(1, PHASES, h, w)
         halo = self.model.halo
         a_out = np.empty((h, w), dtype=np.float32)
         s_out = np.empty((h, w), dtype=np.float32)
         for top in range(0, h, STRIP_ROWS):
             bottom = min(h, top + STRIP_ROWS)
             lo, hi = max(0, top - halo), min(h, bottom + halo)
-            inputs = self.model.features(self.base[..., lo:hi, :], ctx[..., lo:hi, :],
-                                         mask[..., lo:hi, :], self.log_step, self.level)
+            planes, conditions = self.model.features(self.base[..., lo:hi, :], ctx[..., lo:hi, :],
+                                                     mask, self.log_step, self.level)
             # channels-last lets oneDNN run these thin convolutions 1.5-3x faster on a CPU
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
-            a, log_sigma = self.model(inputs)
+            planes = planes.contiguous(memory_format=torch.channels_last)
+            a, log_sigma = self.model(planes, conditions)
             a_out[top:bottom] = a[0, phase, top - lo:bottom - lo].numpy()
             s_out[top:bottom] = log_sigma[0, phase, top - lo:bottom - lo].numpy()
         return a_out, s_out

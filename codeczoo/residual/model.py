@@ -73,19 +73,22 @@ class ResidualModel(nn.Module):
     decoder codes against the encoder's very integers.
     """
 
-    in_channels = 3 * PHASES + 2
+    in_channels = 2 * PHASES      # base reconstruction and known residuals, per phase
+    conditions = PHASES + 2       # known-phase mask, bound, level: constant over an image
 
     def __init__(self, channels: int = 24, layers: int = 3):
         super().__init__()
         if channels < 1 or layers < 1:
             raise ValueError("channels and layers must be positive")
         self.channels, self.layers = int(channels), int(layers)
-        body: list[nn.Module] = []
-        width = self.in_channels
-        for _ in range(self.layers):
-            body += [nn.Conv2d(width, self.channels, 3, padding=1), nn.ReLU(inplace=True)]
-            width = self.channels
-        body += [nn.Conv2d(width, self.channels, 1), nn.ReLU(inplace=True),
+        self.head = nn.Conv2d(self.in_channels, self.channels, 3, padding=1)
+        # the constant inputs enter as a per-image bias of the first layer (cheaper than
+        # constant planes, and free of border effects)
+        self.condition = nn.Linear(self.conditions, self.channels)
+        body: list[nn.Module] = [nn.ReLU(inplace=True)]
+        for _ in range(self.layers - 1):
+            body += [nn.Conv2d(self.channels, self.channels, 3, padding=1), nn.ReLU(inplace=True)]
+        body += [nn.Conv2d(self.channels, self.channels, 1), nn.ReLU(inplace=True),
                  nn.Conv2d(self.channels, 2 * PHASES, 1)]
         self.net = nn.Sequential(*body)
         with torch.no_grad():
@@ -103,23 +106,27 @@ class ResidualModel(nn.Module):
         return self.layers
 
     def features(self, base: Tensor, context: Tensor, mask: Tensor, log_step: Tensor,
-                 level: Tensor) -> Tensor:
-        """Network input (B, 14, h, w) from half-resolution phase tensors (B, 4, h, w).
+                 level: Tensor) -> tuple[Tensor, Tensor]:
+        """Network inputs from half-resolution phase tensors (B, 4, h, w).
 
         ``base``: base reconstruction in unit intensity; ``context``: known residuals
-        ``(x_rec - c0) / (2**bits - 1)`` (zero where unknown); ``mask``: 1 where known;
+        ``(x_rec - c0) / (2**bits - 1)``; ``mask``: (B, 4) 1 for known phases;
         ``log_step``: (B,) bound feature (:func:`log_step_feature`); ``level``: (B,) 0 for the
-        full image, 1 for its subsampled phase (0,0).
+        full image, 1 for its subsampled phase (0,0).  Returns ``(planes (B, 8, h, w),
+        conditions (B, 6))``.
         """
-        b, _, h, w = base.shape
-        step_plane = log_step.view(b, 1, 1, 1).expand(b, 1, h, w)
-        level_plane = level.view(b, 1, 1, 1).to(base.dtype).expand(b, 1, h, w)
-        return torch.cat([base - 0.5, context * CONTEXT_GAIN * mask, mask, step_plane,
-                          level_plane], dim=1)
+        b = base.shape[0]
+        mask = mask.to(base.dtype)
+        planes = torch.cat([base - 0.5, context * (CONTEXT_GAIN * mask.view(b, PHASES, 1, 1))],
+                           dim=1)
+        conditions = torch.cat([mask, log_step.view(b, 1).to(base.dtype),
+                                level.view(b, 1).to(base.dtype)], dim=1)
+        return planes, conditions
 
-    def forward(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, planes: Tensor, conditions: Tensor) -> tuple[Tensor, Tensor]:
         """``(a, log_sigma)`` per phase, each (B, 4, h, w): ``mu = a * sigma``, sigma in unit intensity."""
-        out = self.net(inputs)
+        hidden = self.head(planes) + self.condition(conditions)[:, :, None, None]
+        out = self.net(hidden)
         return out[:, :PHASES], out[:, PHASES:]
 
 

@@ -155,10 +155,14 @@ def export_checkpoint(checkpoint: str | os.PathLike, name: str, fp16: bool = Fal
     state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
     dtype = "float32"
     fp16_result = None
+    own_check: dict = {}
     if fp16:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
         dtype = "float16"
-        fp16_result = fp16_check(model, info["arguments"], state)
+        if hasattr(model, "fp16_check"):  # a codec that measures fp16's effect its own way
+            own_check = model.fp16_check(info["arguments"], state)
+        else:
+            fp16_result = fp16_check(model, info["arguments"], state)
 
     root = Path(registry) if registry else registry_root()
     folder = root / name
@@ -192,6 +196,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, name: str, fp16: bool = Fal
         weights["fp16_check"] = ("fp16-stored vs fp32 weights on codeczoo/samples/"
                                  f"{SAMPLE.name}, every quality: max |x_hat| difference in [0, 1] "
                                  "units and max |PSNR change| in dB (8-bit reconstructions)")
+    weights.update(own_check)
     # what a bitstream's header carries: lets a reader match a .czoo file to these weights
     weights["weights_hash"] = _loaded_weights_hash(model, info["arguments"], state)
     card["weights"] = weights

@@ -235,7 +235,7 @@ class ResidualModule(CodecModule):
         if not isinstance(self.model, ResidualCodec):
             raise CodeczooError(f"ResidualModule trains the residual codec, not {codec}")
         masks = torch.tensor([known_mask(p) for p in range(PHASES)], dtype=torch.float32)
-        self.register_buffer("_masks", masks.view(PHASES, PHASES, 1, 1), persistent=False)
+        self.register_buffer("_masks", masks, persistent=False)
         self.register_buffer("_phase", torch.tensor(PASS_ORDER), persistent=False)
 
     def sample_bits(self, batch: dict) -> Tensor:
@@ -251,10 +251,10 @@ class ResidualModule(CodecModule):
                             scale)
         passes = batch["pass"].long()
         net = self.model.model
-        mask = self._masks[passes].expand_as(xs)
+        mask = self._masks[passes]
         log_step = (torch.log(step / scale).view(n) + 6.0) / 3.0
-        a, log_sigma = net(net.features(c0s / scale, (rec - c0s) / scale, mask, log_step,
-                                        batch["level"]))
+        a, log_sigma = net(*net.features(c0s / scale, (rec - c0s) / scale, mask, log_step,
+                                         batch["level"]))
         index = self._phase[passes].view(n, 1, 1, 1).expand(n, 1, *xs.shape[-2:])
         pick = lambda t: torch.gather(t, 1, index)  # noqa: E731
         cost = bound_bits(pick(xs), pick(c0s), pick(a), pick(log_sigma), bound, bits)
