@@ -334,12 +334,37 @@ def float_noise() -> None:
           f"|change| {diff:.3g} units of the {BASE_PRECISION}-bit grid")
 
 
+def write_card(results: list[dict], command: str) -> None:
+    """Record the cxr-val results on registry/residual/card.json (``evaluation``), with the
+    weights hash they were measured with."""
+    from codeczoo.registry import update_card
+    from codeczoo.residual import bounded
+
+    val = next((r for r in results if r["set"] == "cxr-val"), None)
+    if val is None:
+        raise SystemExit("--card needs the cxr-val set")
+    finite = lambda v: None if not np.isfinite(v) else float(v)  # noqa: E731
+    update_card("residual", "evaluation", {
+        "command": command, "dataset": {"source": "../shared/data/cxr/val", "images": val["images"],
+                                        "pixels": val["pixels"], "bit_depths": [8]},
+        "bit_depth": 8, "quality": list(BOUNDS),
+        "weights_hash": bounded("jpeg2000").weights_hash().hex(),
+        "base": "jpeg2000 (reversible 5/3), default ratio",
+        "results": {"bpp": [val["bpp"][f"ours K={k}"] for k in BOUNDS],
+                    "psnr": [finite(val["psnr_ours"][f"ours K={k}"]) for k in BOUNDS],
+                    "max_error": list(BOUNDS)},
+        "anchors_bpp": {k: v for k, v in val["bpp"].items() if not k.startswith("ours")},
+    })
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sets", default="cxr-val,dicom-all,dicom-heldout")
     parser.add_argument("--limit", type=int, help="first N images of each set")
     parser.add_argument("--base-quality", type=int, help="JPEG 2000 base ratio (default: the codec's)")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--card", action="store_true",
+                        help="record the cxr-val results on registry/residual/card.json")
     parser.add_argument("--base-sweep", action="store_true")
     parser.add_argument("--ratios", default="10,20,40,80,160")
     parser.add_argument("--speed", action="store_true")
@@ -361,13 +386,15 @@ def main() -> None:
         base_sweep(args.limit or 10, [int(r) for r in args.ratios.split(",")])
         return
     results = [run_set(s, args.limit, args.base_quality) for s in args.sets.split(",")]
-    print(f"command: python benchmarks/residual.py --sets {args.sets}"
-          + (f" --limit {args.limit}" if args.limit else ""))
+    command = "python " + " ".join(["benchmarks/residual.py"] + sys.argv[1:])
+    print(f"command: {command}")
     print(table(results))
     print()
     print(per_image_table(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+    if args.card:
+        write_card(results, command)
 
 
 if __name__ == "__main__":

@@ -49,12 +49,17 @@ def over_learned():
     return bounded(LEARNED_BASE, 2)
 
 
-def roundtrip_file(codec, image, bound, bits, tmp_path):
-    """Encode, write to disk, read back, decode with codeczoo.decode (codec from the header)."""
-    path = tmp_path / "image.czoo"
-    path.write_bytes(codec.encode(image, bound, bits_stored=bits))
-    data = path.read_bytes()
-    restored = codeczoo.decode(data)
+def roundtrip(codec, image, bound, bits, tmp_path=None):
+    """Encode and decode; with ``tmp_path`` through a file on disk and ``codeczoo.decode``
+    (codec and weights chosen from the header), else with the same codec instance."""
+    data = codec.encode(image, bound, bits_stored=bits)
+    if tmp_path is not None:
+        path = tmp_path / "image.czoo"
+        path.write_bytes(data)
+        data = path.read_bytes()
+        restored = codeczoo.decode(data)
+    else:
+        restored = codec.decode(data)
     assert restored.shape == image.shape and restored.dtype == image.dtype
     return data, restored
 
@@ -64,7 +69,8 @@ def roundtrip_file(codec, image, bound, bits, tmp_path):
 def test_bound_holds_on_every_pixel_over_jpeg2000(crops, over_jpeg2000, label, tmp_path):
     image, bits = crops[label]
     for bound in BOUNDS:
-        data, restored = roundtrip_file(over_jpeg2000, image, bound, bits, tmp_path)
+        data, restored = roundtrip(over_jpeg2000, image, bound, bits,
+                                   tmp_path if bound in (0, 2) else None)
         error = np.abs(restored.astype(np.int64) - image.astype(np.int64))
         assert error.max() <= bound, (label, bound)
         if bound == 0:
@@ -72,18 +78,19 @@ def test_bound_holds_on_every_pixel_over_jpeg2000(crops, over_jpeg2000, label, t
         assert codeczoo.read_header(data).quality == bound
 
 
-@pytest.mark.parametrize("label", ["8-bit chest PNG", "12-bit chest DICOM", "16-bit chest DICOM"])
+@pytest.mark.parametrize("label", ["8-bit chest PNG", "10-bit hip DICOM", "12-bit chest DICOM",
+                                   "16-bit chest DICOM"])
 def test_bound_holds_on_every_pixel_over_a_learned_base(crops, over_learned, label, tmp_path):
     image, bits = crops[label]
     for bound in BOUNDS:
-        _, restored = roundtrip_file(over_learned, image, bound, bits, tmp_path)
+        _, restored = roundtrip(over_learned, image, bound, bits, tmp_path if bound == 0 else None)
         assert np.abs(restored.astype(np.int64) - image.astype(np.int64)).max() <= bound
         if bound == 0:
             assert np.array_equal(restored, image)
     assert over_learned.last_stats["base_kind"] == 1  # float base, rounded stably
 
 
-@pytest.mark.parametrize("bits", [1, 5, 10, 13, 16])
+@pytest.mark.parametrize("bits", [1, 5, 13])
 def test_bound_holds_at_other_bit_depths_and_odd_sizes(over_jpeg2000, bits):
     rng = np.random.default_rng(bits)
     # a smooth ramp plus noise and a few extreme pixels, 33 x 27 (odd sizes: padded phases)
@@ -94,8 +101,8 @@ def test_bound_holds_at_other_bit_depths_and_odd_sizes(over_jpeg2000, bits):
     for bound in BOUNDS:
         restored = over_jpeg2000.decode(over_jpeg2000.encode(image, bound, bits_stored=bits))
         assert np.abs(restored.astype(np.int64) - image.astype(np.int64)).max() <= bound
-    assert np.array_equal(over_jpeg2000.decode(over_jpeg2000.encode(image, 0, bits_stored=bits)),
-                          image)
+        if bound == 0:
+            assert np.array_equal(restored, image)
 
 
 def test_signed_images_keep_their_bound(over_jpeg2000):
@@ -215,11 +222,13 @@ def test_rans_framing_survives_short_streams_and_huge_escapes():
     rng = np.random.default_rng(4)
     for n in (0, 1, 2, 5000):
         symbols = rng.integers(0, 3, n)
-        symbols[: n // 3] = rng.integers(0, 1 << 30, n // 3)  # escapes far beyond every table
+        symbols[: n // 3] = rng.integers(0, rans.MAX_SYMBOL, n // 3)  # far beyond every table
         indexes = rng.integers(0, tables.LAYOUT.count, n)
         data = rans.encode(symbols, indexes, bank)
         decoded, pos = rans.decode(data, 0, indexes, bank)
         assert pos == len(data) and np.array_equal(decoded, symbols)
+    with pytest.raises(ValueError):
+        rans.encode(np.array([rans.MAX_SYMBOL]), np.array([0]), bank)
 
 
 def test_rans_decoder_reads_garbage_without_crashing():
