@@ -63,7 +63,7 @@ BASE_PRECISION = 8
 BASE_MARGIN = 2.0 ** -10
 #: base rate settings used when none is given (JPEG 2000: compression ratio; chosen by
 #: benchmarks/residual.py --base-sweep on held-out images, see docs/results.md)
-DEFAULT_BASE_QUALITY = {"jpeg2000": 40}
+DEFAULT_BASE_QUALITY = {"jpeg2000": 80}
 
 
 def _crc(values: np.ndarray) -> int:

@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import BitstreamError
 
 CHUNK = 1 << 20
-MAX_SYMBOL = 1 << 28
+MAX_SYMBOL = 1 << 26
 _CHUNK_HEAD = struct.Struct(">II")
 _BYPASS_BITS = 4
 _SLACK_WORDS = 8192
@@ -66,8 +66,9 @@ def encode(symbols: np.ndarray, indexes: np.ndarray, bank: TableBank) -> bytes:
     symbols = np.asarray(symbols, dtype=np.int64).ravel()
     indexes = np.asarray(indexes, dtype=np.int64).ravel()
     if symbols.size and (symbols.min() < 0 or symbols.max() >= MAX_SYMBOL):
-        # CompressAI's bypass arithmetic is int32: 2 * (value - max) must not overflow, or its
-        # encoder loops forever.  The coder's symbols stay below 2**19.
+        # CompressAI's bypass arithmetic is int32: its encoder counts nibbles with
+        # ``raw >> (4 n)``, which never reaches 0 once 4 n hits 32 (raw >= 2**28): it would loop
+        # forever.  The coder's symbols stay below 2**19.
         raise ValueError(f"rANS symbols must lie in [0, {MAX_SYMBOL})")
     out = []
     encoder = RansEncoder()
