@@ -31,37 +31,59 @@ from .errors import (BitstreamError, CodecMismatchError, CodeczooError, ImageFor
 from .registry import get_card, list_codecs, load, register_codec
 from . import classic as _classic  # noqa: F401  (registers the classical codecs)
 from . import models as _models  # noqa: F401  (registers the learned codecs)
+from . import residual as _residual  # noqa: F401  (registers the bounded-error layer)
+
+
+def _refuse_untrained(codec: str, allow_untrained: bool) -> bool:
+    """Whether ``codec`` has trained weights; a learned codec without them is refused (its files
+    would decode to noise, and only this codeczoo and torch version could decode them at all)
+    unless ``allow_untrained``."""
+    from .registry import codec_class, has_pretrained, no_weights_message
+
+    if not codec_class(codec).learned or has_pretrained(codec):
+        return True
+    if not allow_untrained:
+        raise WeightsError(
+            f"{no_weights_message(codec)}; refusing to write files with untrained weights "
+            "(allow_untrained=True, or --untrained-weights on the command line, writes them "
+            "anyway: noise that only this codeczoo and torch version can decode)")
+    return False
 
 
 def load_for_encoding(codec: str, quality: int | None = None, *, allow_untrained: bool = False,
                       **kwargs):
-    """The codec ``codec`` ready to write files that can be read back.
+    """The codec ``codec`` ready to write files that can be read back (see
+    :func:`_refuse_untrained`)."""
+    trained = _refuse_untrained(codec, allow_untrained)
+    return load(codec, quality, **({} if trained else {"pretrained": False}), **kwargs)
 
-    A learned codec without trained weights is refused (its files would decode to noise, and
-    only this codeczoo and torch version could decode them at all) unless ``allow_untrained``.
-    """
-    from .registry import codec_class, has_pretrained, no_weights_message
 
-    if codec_class(codec).learned and not has_pretrained(codec):
-        if not allow_untrained:
-            raise WeightsError(
-                f"{no_weights_message(codec)}; refusing to write files with untrained weights "
-                "(allow_untrained=True, or --untrained-weights on the command line, writes them "
-                "anyway: noise that only this codeczoo and torch version can decode)")
-        return load(codec, quality, pretrained=False, **kwargs)
-    return load(codec, quality, **kwargs)
+def load_bounded(codec: str, quality: int | None = None, *, allow_untrained: bool = False):
+    """The residual layer (:mod:`codeczoo.residual`) over ``codec`` at ``quality``, ready to
+    write files: both the residual model and a learned base need trained weights (as
+    :func:`load_for_encoding`)."""
+    from .residual import bounded
+
+    for name in ("residual", codec):
+        _refuse_untrained(name, allow_untrained)
+    return bounded(codec, quality)
 
 
 def encode(image, codec: str = "jpeg2000", quality: int | None = None, *,
            bits_stored: int | None = None, photometric: str = "MONOCHROME2",
-           allow_untrained: bool = False) -> bytes:
+           max_error: int | None = None, allow_untrained: bool = False) -> bytes:
     """Compress ``image`` with the registered codec ``codec`` (its trained weights).
 
     ``bits_stored`` is required for 16-bit arrays (``codeczoo.io.read_image`` returns it).
+    ``max_error=K`` guarantees ``|image - decode(data)| <= K`` on every pixel (``0``: lossless):
+    ``codec`` at ``quality`` becomes the base of the residual layer (:mod:`codeczoo.residual`).
     A learned codec without trained weights is refused unless ``allow_untrained=True`` (see
     :func:`load_for_encoding`); for research on untrained models use
     ``codeczoo.load(name, pretrained=False).encode(...)``.
     """
+    if max_error is not None:
+        model = load_bounded(codec, quality, allow_untrained=allow_untrained)
+        return model.encode(image, max_error, bits_stored=bits_stored, photometric=photometric)
     model = load_for_encoding(codec, allow_untrained=allow_untrained)
     return model.encode(image, quality, bits_stored=bits_stored, photometric=photometric)
 

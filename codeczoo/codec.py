@@ -97,6 +97,36 @@ class Codec:
         ``quality``, or ``None`` when there is none (learned codecs, formats DICOM lacks)."""
         return None
 
+    def integer_decoding(self, quality: int) -> bool:
+        """Whether decoding at ``quality`` uses integer arithmetic only, so every machine decodes
+        the same integers (the residual layer relies on it; default: lossless qualities)."""
+        return self.is_lossless(quality)
+
+    #: :meth:`decode_unit_values` gives the decoder's float reconstruction before rounding
+    unit_values: ClassVar[bool] = False
+
+    def decode_unit_values(self, payload: bytes, header: Header) -> np.ndarray:
+        """The decoder's float32 reconstruction (H, W) in [0, 1] before rounding, for codecs that
+        declare :attr:`unit_values` (the residual layer rounds it stably across machines)."""
+        raise NotImplementedError(f"{self.codec_name} does not expose unrounded values")
+
+    @classmethod
+    def describe_payload(cls, payload: bytes) -> dict:
+        """What ``codeczoo info`` shows of a payload beyond its header (empty by default)."""
+        return {}
+
+    def derivation_description(self, header: Header, payload: bytes) -> str:
+        """DICOM Derivation Description (0008,2111) of a lossy decode: codec, version, quality
+        and weights (codecs add what else defines their output, e.g. an error bound)."""
+        weights = "" if not any(header.weights_hash) else f", weights {header.weights_hex}"
+        return (f"lossy compression by codeczoo {header.codec} (codec version "
+                f"{header.codec_version}, quality {header.quality}{weights})")
+
+    def fp16_effect(self, arguments: dict, state_fp16: dict) -> dict | None:
+        """What storing the weights in fp16 costs, for ``codeczoo export --fp16``: notes for the
+        weights entry, or ``None`` for export's generic check (reconstructions of the sample)."""
+        return None
+
     def weights_hash(self) -> bytes:
         """First 8 bytes of the sha256 of the codec's weights (zeros for codecs without)."""
         return NO_WEIGHTS

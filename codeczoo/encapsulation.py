@@ -96,7 +96,6 @@ def compress_to_dicom(source: Path, target: Path, codec, quality: int | None) ->
     from . import intensity
     from .bitstream import unpack
     from .io import lossy_method_for, read_image
-    from .files import derivation_text
     from .metrics import dicom_lossy_ratio
     from .io.dicom_encapsulated import write_encapsulated
 
@@ -131,7 +130,8 @@ def compress_to_dicom(source: Path, target: Path, codec, quality: int | None) ->
                        ratio=dicom_lossy_ratio(len(frame), header.spec.pixels,
                                                image.pixels.dtype.itemsize * 8),
                        method=lossy_method_for(codec.codec_name),
-                       derivation=derivation_text(header), overwrite=True)
+                       derivation=codec.derivation_description(header, frame),
+                       overwrite=True)
     return Written(target, target.stat().st_size, len(frame), header.spec.pixels, syntax)
 
 

@@ -263,15 +263,8 @@ def decompress_file(data: bytes, target: Path, codec=None, weights=None, *,
                 ratio=dicom_lossy_ratio(header.payload_length, header.spec.pixels,
                                         pixels.dtype.itemsize * 8),
                 method=lossy_method_for(header.codec),
-                derivation=derivation_text(header),
+                derivation=codec.derivation_description(header, payload),
                 overwrite=True)
-
-
-def derivation_text(header) -> str:
-    """What Derivation Description (0008,2111) records of a lossy codeczoo step."""
-    weights = "" if not any(header.weights_hash) else f", weights {header.weights_hex}"
-    return (f"lossy compression by codeczoo {header.codec} (codec version "
-            f"{header.codec_version}, quality {header.quality}{weights})")
 
 
 def decompressed_output_problem(job: Job) -> str | None:

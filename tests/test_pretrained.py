@@ -43,8 +43,13 @@ def test_weights_entry_describes_the_weights(name):
     assert steps == sorted(steps)
 
 
+#: lossy codecs; the bounded-error ``residual`` layer has its own "really trained" test
+#: (tests/test_residual.py: fewer bytes than its untrained self at the same bound)
+LOSSY_PRETRAINED = [n for n in PRETRAINED if n != "residual"]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", PRETRAINED)
+@pytest.mark.parametrize("name", LOSSY_PRETRAINED)
 def test_pretrained_codec_beats_its_untrained_self(name, cxr_val_images):
     """A crop of a validation X-ray at 4 iterations: trained weights must reconstruct it far
     better than freshly initialised ones (a stand-in for 'these weights were really trained')."""

@@ -317,24 +317,33 @@ def decode(model: RecurrentNetwork, payload: bytes, header: Header) -> np.ndarra
     return decode_batch(model, [(payload, header)])[0]
 
 
+def decode_unit(model: RecurrentNetwork, payload: bytes, header: Header) -> np.ndarray:
+    """The decoder's reconstruction before rounding: float32 (H x W) in [0, 1], not clamped
+    (the residual layer rounds it itself, stably across machines)."""
+    return decode_batch(model, [(payload, header)], unit=True)[0]
+
+
 def decode_batch(model: RecurrentNetwork, items: Sequence[tuple[bytes, Header]],
-                 batch_tiles: int | None = None) -> list[np.ndarray]:
+                 batch_tiles: int | None = None, *, unit: bool = False) -> list[np.ndarray]:
     """Unsigned integers of several payloads: inflated and unpacked in the worker pool, their
-    tiles decoded in shared network batches of up to ``batch_tiles`` (default: ``tile_batch``)."""
+    tiles decoded in shared network batches of up to ``batch_tiles`` (default: ``tile_batch``).
+    ``unit``: the float32 reconstructions before rounding instead (:func:`decode_unit`)."""
     if len(items) == 1:
         unpacked = [_unpacked_tiles(model, *items[0])]
     else:
         unpacked = [f.result() for f in [worker_pool().submit(_unpacked_tiles, model, p, h)
                                          for p, h in items]]
     jobs = [(k, i, tile) for k, (tiles, _) in enumerate(unpacked) for i, tile in enumerate(tiles)]
-    outs = [np.empty((h.spec.height, h.spec.width), dtype=np.uint16) for _, h in items]
+    outs = [np.empty((h.spec.height, h.spec.width), dtype=np.float32 if unit else np.uint16)
+            for _, h in items]
     device = _device(model)
     with _EvalMode(model):
         for run in same_shape_batches([tile for _, _, tile in jobs], int(batch_tiles or model.tile_batch)):
             bits = {items[jobs[r][0]][1].spec.bits_stored for r in run}
             codes = np.stack([unpacked[jobs[r][0]][1][jobs[r][1]] for r in run], axis=1)
             x_hat = model.decode_codes(torch.from_numpy(codes).to(device))
-            stored = {b: _stored_values(x_hat, b) for b in bits}
+            stored = ({b: x_hat[:, 0].detach().float().cpu().numpy() for b in bits} if unit
+                      else {b: _stored_values(x_hat, b) for b in bits})
             for j, r in enumerate(run):
                 k, _, (top, left, th, tw) = jobs[r]
                 spec = items[k][1].spec

@@ -22,6 +22,10 @@ def add_parser(subparsers) -> None:
                         help="czoo: codeczoo bitstreams (default); dicom: DICOM inputs to "
                              "DICOM files whose pixel data is the codestream in its standard "
                              "transfer syntax (jpeg2000, jpegls, htj2k; see docs/io.md)")
+    parser.add_argument("--max-error", type=int, metavar="K",
+                        help="guarantee |original - decoded| <= K on every pixel (0 = lossless): "
+                             "the codec at --quality becomes the base of the learned residual "
+                             "layer (codeczoo.residual)")
     parser.add_argument("--untrained-weights", action="store_true",
                         help="allow a learned codec without trained weights (seeded random "
                              "weights: the files decode to noise, and only with this codeczoo "
@@ -32,7 +36,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from .. import load_for_encoding
+    from .. import load_bounded, load_for_encoding
     from ..atomic import write_bytes
     from ..bitstream import read_header
     from ..errors import CodeczooError
@@ -41,9 +45,20 @@ def run(args) -> int:
     from ..io import IMAGE_SUFFIXES
     from ..metrics import bpp
 
-    codec = load_for_encoding(args.codec, args.quality, allow_untrained=args.untrained_weights)
-    if args.format == "dicom":
-        return run_dicom(args, codec)
+    if args.max_error is not None:
+        if args.format == "dicom":
+            raise CodeczooError("--max-error writes codeczoo bitstreams (the residual layer has "
+                                "no DICOM transfer syntax); drop --format dicom")
+        codec = load_bounded(args.codec, args.quality, allow_untrained=args.untrained_weights)
+        quality = codec.check_quality(args.max_error)
+        label = f"max error {quality}, base {args.codec} quality {codec.resolved_base_quality()}"
+    else:
+        codec = load_for_encoding(args.codec, args.quality,
+                                  allow_untrained=args.untrained_weights)
+        if args.format == "dicom":
+            return run_dicom(args, codec)
+        quality = args.quality
+        label = f"{args.codec}, quality {codec.default_quality if quality is None else quality}"
     jobs = plan(args.inputs, args.output, IMAGE_SUFFIXES, BITSTREAM_SUFFIX)
     if len(jobs) == 1 and jobs[0].target.suffix.lower() in IMAGE_SUFFIXES:
         raise CodeczooError(
@@ -51,9 +66,9 @@ def run(args) -> int:
             f"bitstream: name it {jobs[0].target.with_suffix(BITSTREAM_SUFFIX).name}")
 
     def work(job) -> None:
-        write_bytes(job.target, compress_file(job.source, codec, args.quality), overwrite=True)
+        write_bytes(job.target, compress_file(job.source, codec, quality), overwrite=True)
 
-    report = run_batch(jobs, work, lambda job: compressed_output_problem(job, codec, args.quality),
+    report = run_batch(jobs, work, lambda job: compressed_output_problem(job, codec, quality),
                        args.force, desc=f"compress ({args.codec})")
     total_in = total_out = pixels = 0
     for job in report.done:
@@ -61,10 +76,9 @@ def run(args) -> int:
         pixels += read_header(data).spec.pixels
         total_in += job.source.stat().st_size
         total_out += len(data)
-    quality = codec.default_quality if args.quality is None else args.quality
     if report.done:
         print(f"{len(report.done)} file(s) compressed: {total_in} -> {total_out} bytes, "
-              f"{bpp(total_out, pixels):.4f} bpp ({args.codec}, quality {quality})")
+              f"{bpp(total_out, pixels):.4f} bpp ({label})")
     if report.skipped:
         print(f"{len(report.skipped)} file(s) already done (finished outputs kept)")
     return report_failures(report)

@@ -13,9 +13,10 @@ def add_parser(subparsers) -> None:
 
 
 def describe_file(path: Path) -> dict:
-    from ..bitstream import read_header
-    from ..errors import CodeczooError
+    from ..bitstream import read_header, unpack
+    from ..errors import CodeczooError, UnknownCodecError
     from ..metrics import bpp, stored_bits_ratio
+    from ..registry import codec_class
 
     try:
         data = path.read_bytes()
@@ -23,7 +24,7 @@ def describe_file(path: Path) -> dict:
         raise CodeczooError(f"cannot read {path}: {exc.strerror}") from exc
     header = read_header(data)
     spec = header.spec
-    return {
+    info = {
         "file": str(path), "bytes": len(data), "codec": header.codec,
         "codec_version": header.codec_version, "weights": header.weights_hex,
         "quality": header.quality, "height": spec.height, "width": spec.width,
@@ -33,6 +34,12 @@ def describe_file(path: Path) -> dict:
         "bpp": bpp(len(data), spec.pixels),
         "stored_bits_ratio": stored_bits_ratio(len(data), spec.pixels, spec.bits_stored),
     }
+    # codecs whose payload holds more to show (the residual layer: bound, base codec, bytes)
+    try:
+        info.update(codec_class(header.codec).describe_payload(unpack(data)[1]))
+    except UnknownCodecError:  # a codec this installation lacks: the header is still shown
+        pass
+    return info
 
 
 def describe_codec(name: str) -> dict:

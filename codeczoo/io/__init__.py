@@ -77,9 +77,9 @@ def _has_preamble(path: str | os.PathLike) -> bool:
 
 
 def write_image(path: str | os.PathLike, image_array, *, source=None, lossy: bool | None = None,
-                ratio: float | None = None, method: str | None = None,
-                derivation: str | None = None, dataset=None, bits_stored: int | None = None, photometric: str | None = None,
-                overwrite: bool = False) -> Path:
+                ratio: float | None = None, method: str | None = None, dataset=None,
+                bits_stored: int | None = None, photometric: str | None = None,
+                derivation: str | None = None, overwrite: bool = False) -> Path:
     """Write ``image_array`` (a 2-D integer array or an :class:`XrayImage`) to ``path``.
 
     The extension picks the format: ``.png`` (uint8 -> 8 bit, uint16 -> 16 bit), ``.npy``, or

@@ -93,6 +93,7 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
     codec_version: ClassVar[str] = "2"  # 2: position-major code order (payload layouts 2, 3)
     reads_codec_versions: ClassVar[tuple[str, ...]] = ("1",)  # layouts 0 and 1 only
     learned: ClassVar[bool] = True
+    unit_values: ClassVar[bool] = True
     progressive: ClassVar[bool] = True
 
     def __init__(self, code_channels: int, max_iterations: int, gamma: float,
@@ -331,6 +332,11 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
 
     def decode_values_batch(self, payloads, headers) -> list[np.ndarray]:
         return recurrent_payload.decode_batch(self, list(zip(payloads, headers)), self.batch_tiles)
+
+    def decode_unit_values(self, payload: bytes, header: Header) -> np.ndarray:
+        """The decoder's reconstruction before rounding: float32 (H, W) in [0, 1] (not clamped);
+        the residual layer (:mod:`codeczoo.residual`) rounds it itself, stably across machines."""
+        return recurrent_payload.decode_unit(self, payload, header)
 
 
 

@@ -197,6 +197,11 @@ class CodecModule(L.LightningModule):
         self.recipe_config: Optional[str] = None  # set by the CLI's config callback (rank zero)
         self._wall_before = 0.0  # wall seconds of earlier (resumed-from) runs
         self._fit_started: Optional[float] = None
+        # the speed options as attributes: a subclass whose own __init__ does not take them
+        # (ResidualModule) has them missing from hparams, which save_hyperparameters collects
+        # from the outermost __init__
+        self.compile_mode, self.channels_last, self.fuse_gates = compile, channels_last, fuse_gates
+        self.fused_adam = fused_adam
         self._val_step: Optional[int] = None  # global step of the last (non-sanity) validation
         self._train_step_fn = None  # the compiled coding iteration (``compile``), built in setup
         #: optimiser steps the LR schedule spans; ``None``: the Trainer's estimate (max_steps),
@@ -207,16 +212,15 @@ class CodecModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         """Apply the speed options (before the optimiser is built; parameters keep their
         identity, so optimiser states and checkpoints are unaffected)."""
-        hp = self.hparams
-        if hp.channels_last:
+        if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        if hp.fuse_gates != "none":
+        if self.fuse_gates != "none":
             from ..layers import fuse_gate_convolutions
 
-            fuse_gate_convolutions(self.model, pad_kernels=hp.fuse_gates == "all")
-        if hp.compile and self.recurrent and self._train_step_fn is None:
+            fuse_gate_convolutions(self.model, pad_kernels=self.fuse_gates == "all")
+        if self.compile_mode and self.recurrent and self._train_step_fn is None:
             # one iteration, static shapes (training batches have one size: drop_last)
-            self._train_step_fn = torch.compile(self.model.iteration, mode=hp.compile,
+            self._train_step_fn = torch.compile(self.model.iteration, mode=self.compile_mode,
                                                 dynamic=False)
 
     # -- forward and losses --------------------------------------------------------------------
@@ -335,7 +339,7 @@ class CodecModule(L.LightningModule):
         groups = [{"params": main, "lr": hp.lr, "weight_decay": hp.weight_decay, "name": "net"}]
         if aux:
             groups.append({"params": aux, "lr": hp.aux_lr, "weight_decay": 0.0, "name": "aux"})
-        fused = bool(hp.fused_adam)
+        fused = bool(self.fused_adam)
         if fused and str(self.trainer.precision) in ("16-mixed", "16") \
                 and self.trainer.gradient_clip_val:
             raise CodeczooError("fused_adam cannot be combined with 16-mixed precision and gradient "
