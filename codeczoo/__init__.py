@@ -37,14 +37,15 @@ def load_for_encoding(codec: str, quality: int | None = None, *, allow_untrained
     A learned codec without trained weights is refused (its files would decode to noise, and
     only this codeczoo and torch version could decode them at all) unless ``allow_untrained``.
     """
-    from .registry import codec_class, has_pretrained, no_weights_message
+    from .registry import codec_class, current_weights, no_weights_message, weights_quality
 
-    if codec_class(codec).learned and not has_pretrained(codec):
+    network = weights_quality(codec, quality)  # the quality's network, where each is one
+    if codec_class(codec).learned and current_weights(codec, network) is None:
         if not allow_untrained:
             raise WeightsError(
-                f"{no_weights_message(codec)}; refusing to write files with untrained weights "
-                "(allow_untrained=True, or --untrained-weights on the command line, writes them "
-                "anyway: noise that only this codeczoo and torch version can decode)")
+                f"{no_weights_message(codec, network)}; refusing to write files with untrained "
+                "weights (allow_untrained=True, or --untrained-weights on the command line, "
+                "writes them anyway: noise that only this codeczoo and torch version can decode)")
         return load(codec, quality, pretrained=False, **kwargs)
     return load(codec, quality, **kwargs)
 
@@ -58,7 +59,7 @@ def encode(image, codec: str = "jpeg2000", quality: int | None = None, *,
     :func:`load_for_encoding`); for research on untrained models use
     ``codeczoo.load(name, pretrained=False).encode(...)``.
     """
-    model = load_for_encoding(codec, allow_untrained=allow_untrained)
+    model = load_for_encoding(codec, quality, allow_untrained=allow_untrained)
     return model.encode(image, quality, bits_stored=bits_stored, photometric=photometric)
 
 
@@ -74,7 +75,7 @@ def decoder_for(header: Header, weights=None) -> Codec:
     supplied raises :class:`CodecMismatchError` naming them.
     """
     from .bitstream import NO_WEIGHTS
-    from .registry import build, entry, find_weights, registry_roots
+    from .registry import build, codec_class, entry, find_weights, registry_roots
 
     key = (header.codec, header.weights_hash, str(weights) if weights else None)
     if key in _DECODERS:
@@ -93,7 +94,9 @@ def decoder_for(header: Header, weights=None) -> Codec:
         if located is not None:
             codec = load(header.codec, weights=located)
         else:
-            codec = build(header.codec).eval()  # untrained weights come from a fixed seed
+            # untrained weights come from a fixed seed (per quality where each is a network)
+            codec = load(header.codec, header.quality if codec_class(header.codec).model_per_quality
+                         else None, pretrained=False)
             if codec.weights_hash() != header.weights_hash:
                 where = " or ".join(str(r) for r in registry_roots())
                 raise CodecMismatchError(

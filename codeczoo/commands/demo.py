@@ -40,8 +40,9 @@ def demo_rows(images: list[Path], codec_names: list[str], folder: Path):
         for path in images:
             image = read_image(path)
             for quality in qualities:
-                data = codec.encode(image.pixels, quality, bits_stored=image.bits_stored,
-                                    photometric=image.photometric)
+                data = codec.for_quality(quality).encode(
+                    image.pixels, quality, bits_stored=image.bits_stored,
+                    photometric=image.photometric)
                 target = folder / f"{path.stem}.{name}.q{quality}.czoo"
                 target.write_bytes(data)
                 size = target.stat().st_size
