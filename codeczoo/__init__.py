@@ -81,8 +81,10 @@ def decoder_for(header: Header, weights=None) -> Codec:
     if key in _DECODERS:
         return _DECODERS[key]
     entry(header.codec, import_class_path=False)  # a header never makes codeczoo import code
+    # where each quality is its own network (CompressAI's families), the header's quality's
+    network = header.quality if codec_class(header.codec).model_per_quality else None
     if weights is not None:
-        codec = load(header.codec, weights=weights)
+        codec = load(header.codec, network, weights=weights)
         if codec.weights_hash() != header.weights_hash:
             raise CodecMismatchError(
                 f"bitstream was written by {header.codec} with weights {header.weights_hex}; "
@@ -92,11 +94,9 @@ def decoder_for(header: Header, weights=None) -> Codec:
     else:
         located = find_weights(header.codec, header.weights_hex)
         if located is not None:
-            codec = load(header.codec, weights=located)
-        else:
-            # untrained weights come from a fixed seed (per quality where each is a network)
-            codec = load(header.codec, header.quality if codec_class(header.codec).model_per_quality
-                         else None, pretrained=False)
+            codec = load(header.codec, network, weights=located)
+        else:  # untrained weights come from a fixed seed
+            codec = load(header.codec, network, pretrained=False)
             if codec.weights_hash() != header.weights_hash:
                 where = " or ".join(str(r) for r in registry_roots())
                 raise CodecMismatchError(

@@ -39,6 +39,7 @@ import hashlib
 import importlib.util
 import inspect
 import json
+import operator
 import os
 import sys
 from dataclasses import dataclass
@@ -333,9 +334,12 @@ def weights_quality(name: str, quality: int | None) -> int | None:
             return declared
         located = current_weights(name)
         return int(located.entry.arguments.get("quality", declared)) if located else declared
-    if isinstance(quality, bool) or not isinstance(quality, int):
-        raise CodeczooError(f"{name}: quality must be an integer, got {quality!r}")
-    return quality
+    try:
+        if isinstance(quality, bool):
+            raise TypeError
+        return operator.index(quality)
+    except TypeError:
+        raise CodeczooError(f"{name}: quality must be an integer, got {quality!r}") from None
 
 
 def _is_quality(located: LocatedWeights, quality: int | None) -> bool:
@@ -493,7 +497,7 @@ def load(name: str, quality: int | None = None, pretrained: Pretrained = "auto",
 
     Args:
         quality: the default rate ``encode`` uses; for a codec with one network per quality
-            (CompressAI's families), the network to load (default: the entry's declared one).
+            (CompressAI's families), the network to load (default: :func:`weights_quality`).
         pretrained: ``"auto"`` (default) loads the weights in use if any are available and
             builds untrained weights otherwise; ``True`` insists on them (``WeightsError``);
             ``False`` never loads them (research on untrained models).

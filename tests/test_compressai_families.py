@@ -172,6 +172,17 @@ def test_quality_selects_the_shipped_network_and_eval_sweeps_the_trained_ladder(
     assert codeczoo.load(SHIPPED).default_eval_qualities() == qualities
 
 
+def test_decoding_with_a_weights_file_uses_the_headers_quality(xray, tmp_path):
+    from safetensors.torch import save_file
+
+    quality = max(trained_qualities(SHIPPED))  # not the default quality
+    model = codeczoo.load(SHIPPED, quality)
+    data = model.encode(xray, bits_stored=8)
+    own = tmp_path / "mine.safetensors"  # the same weights, as a user's own file
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(own))
+    assert np.array_equal(codeczoo.decode(data, weights=own), model.decode(data))
+
+
 def test_a_quality_without_weights_is_refused_for_files(monkeypatch, tmp_path):
     monkeypatch.setenv(REGISTRY_ENV, str(tmp_path))
     missing = next(q for q in range(1, 9) if q not in trained_qualities(SHIPPED))
