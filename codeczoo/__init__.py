@@ -34,19 +34,20 @@ from . import models as _models  # noqa: F401  (registers the learned codecs)
 from . import residual as _residual  # noqa: F401  (registers the bounded-error layer)
 
 
-def _refuse_untrained(codec: str, allow_untrained: bool) -> bool:
-    """Whether ``codec`` has trained weights; a learned codec without them is refused (its files
-    would decode to noise, and only this codeczoo and torch version could decode them at all)
-    unless ``allow_untrained``."""
-    from .registry import codec_class, has_pretrained, no_weights_message
+def _refuse_untrained(codec: str, allow_untrained: bool, quality: int | None = None) -> bool:
+    """Whether ``codec`` has trained weights (for ``quality``'s network, where each quality is
+    one); a learned codec without them is refused (its files would decode to noise, and only
+    this codeczoo and torch version could decode them at all) unless ``allow_untrained``."""
+    from .registry import codec_class, current_weights, no_weights_message, weights_quality
 
-    if not codec_class(codec).learned or has_pretrained(codec):
+    network = weights_quality(codec, quality)  # the quality's network, where each is one
+    if not codec_class(codec).learned or current_weights(codec, network) is not None:
         return True
     if not allow_untrained:
         raise WeightsError(
-            f"{no_weights_message(codec)}; refusing to write files with untrained weights "
-            "(allow_untrained=True, or --untrained-weights on the command line, writes them "
-            "anyway: noise that only this codeczoo and torch version can decode)")
+            f"{no_weights_message(codec, network)}; refusing to write files with untrained "
+            "weights (allow_untrained=True, or --untrained-weights on the command line, writes "
+            "them anyway: noise that only this codeczoo and torch version can decode)")
     return False
 
 
@@ -54,7 +55,7 @@ def load_for_encoding(codec: str, quality: int | None = None, *, allow_untrained
                       **kwargs):
     """The codec ``codec`` ready to write files that can be read back (see
     :func:`_refuse_untrained`)."""
-    trained = _refuse_untrained(codec, allow_untrained)
+    trained = _refuse_untrained(codec, allow_untrained, quality)
     return load(codec, quality, **({} if trained else {"pretrained": False}), **kwargs)
 
 
@@ -64,8 +65,8 @@ def load_bounded(codec: str, quality: int | None = None, *, allow_untrained: boo
     :func:`load_for_encoding`)."""
     from .residual import bounded
 
-    for name in ("residual", codec):
-        _refuse_untrained(name, allow_untrained)
+    _refuse_untrained("residual", allow_untrained)
+    _refuse_untrained(codec, allow_untrained, quality)
     return bounded(codec, quality)
 
 
@@ -84,7 +85,7 @@ def encode(image, codec: str = "jpeg2000", quality: int | None = None, *,
     if max_error is not None:
         model = load_bounded(codec, quality, allow_untrained=allow_untrained)
         return model.encode(image, max_error, bits_stored=bits_stored, photometric=photometric)
-    model = load_for_encoding(codec, allow_untrained=allow_untrained)
+    model = load_for_encoding(codec, quality, allow_untrained=allow_untrained)
     return model.encode(image, quality, bits_stored=bits_stored, photometric=photometric)
 
 
@@ -100,14 +101,16 @@ def decoder_for(header: Header, weights=None) -> Codec:
     supplied raises :class:`CodecMismatchError` naming them.
     """
     from .bitstream import NO_WEIGHTS
-    from .registry import build, entry, find_weights, registry_roots
+    from .registry import build, codec_class, entry, find_weights, registry_roots
 
     key = (header.codec, header.weights_hash, str(weights) if weights else None)
     if key in _DECODERS:
         return _DECODERS[key]
     entry(header.codec, import_class_path=False)  # a header never makes codeczoo import code
+    # where each quality is its own network (CompressAI's families), the header's quality's
+    network = header.quality if codec_class(header.codec).model_per_quality else None
     if weights is not None:
-        codec = load(header.codec, weights=weights)
+        codec = load(header.codec, network, weights=weights)
         if codec.weights_hash() != header.weights_hash:
             raise CodecMismatchError(
                 f"bitstream was written by {header.codec} with weights {header.weights_hex}; "
@@ -117,9 +120,9 @@ def decoder_for(header: Header, weights=None) -> Codec:
     else:
         located = find_weights(header.codec, header.weights_hex)
         if located is not None:
-            codec = load(header.codec, weights=located)
-        else:
-            codec = build(header.codec).eval()  # untrained weights come from a fixed seed
+            codec = load(header.codec, network, weights=located)
+        else:  # untrained weights come from a fixed seed
+            codec = load(header.codec, network, pretrained=False)
             if codec.weights_hash() != header.weights_hash:
                 where = " or ".join(str(r) for r in registry_roots())
                 raise CodecMismatchError(

@@ -56,6 +56,15 @@ class Codec:
             for codecs DICOM does not know (see :func:`codeczoo.io.lossy_method_for`).
         card: the card of a codec registered from another package (an entry point or a class
             path); zoo codecs pass theirs to :func:`~codeczoo.registry.register_codec`.
+        model_per_quality: every quality is a separately trained network (CompressAI's zoo:
+            one model per rate-distortion trade-off). Such a codec takes a ``quality``
+            constructor argument, its registry holds one weights entry per quality (the
+            entry's ``arguments["quality"]``), ``codeczoo.load(name, quality=q)`` builds that
+            quality's network, and an instance codes its own quality only:
+            :meth:`for_quality` gives the instance for another one.
+        lmbda: the rate-distortion trade-off this network is trained for (CompressAI's
+            ``lmbda``: ``lmbda * 255**2 * MSE + bpp``); ``None`` for codecs without one.
+            ``CodecModule`` trains with it unless told otherwise.
 
     A codec whose payload is a codestream of a DICOM transfer syntax also overrides
     :meth:`dicom_transfer_syntax`; ``codeczoo compress --format dicom`` then writes it
@@ -74,6 +83,8 @@ class Codec:
     spatial_multiple: int = 1
     dicom_method: ClassVar[str | None] = None
     card: ClassVar["CodecCard | None"] = None
+    model_per_quality: ClassVar[bool] = False
+    lmbda: float | None = None
 
     # -- what a codec implements -------------------------------------------------------------
     def encode_values(self, values: np.ndarray, spec: ImageSpec, quality: int
@@ -130,6 +141,12 @@ class Codec:
     def weights_hash(self) -> bytes:
         """First 8 bytes of the sha256 of the codec's weights (zeros for codecs without)."""
         return NO_WEIGHTS
+
+    def for_quality(self, quality: int) -> "Codec":
+        """The instance that codes ``quality``: this one, unless every quality is its own
+        network (``model_per_quality``), in which case that quality's network is loaded."""
+        self.check_quality(quality)
+        return self
 
     def rate_table(self) -> list[dict]:
         """quality -> what it means in bits (for cards and docs); empty if not tabulated."""
@@ -307,3 +324,16 @@ def state_dict_hash(state_dict) -> bytes:
         digest.update(np.ascontiguousarray(
             tensor.detach().cpu().float().numpy(), dtype="<f4").tobytes())
     return digest.digest()[:8]
+
+
+def cached_weights_hash(module) -> bytes:
+    """:func:`state_dict_hash` of a ``torch.nn.Module``, cached on the module until one of its
+    tensors changes (replaced, resized or modified in place)."""
+    state = module.state_dict()
+    key = tuple((name, t.data_ptr(), t._version, tuple(t.shape), t.dtype)
+                for name, t in state.items())
+    cached = module.__dict__.get("_weights_hash_cache")
+    if cached is None or cached[0] != key:
+        cached = (key, state_dict_hash(state))
+        module.__dict__["_weights_hash_cache"] = cached
+    return cached[1]

@@ -39,6 +39,7 @@ import hashlib
 import importlib.util
 import inspect
 import json
+import operator
 import os
 import sys
 from dataclasses import dataclass
@@ -326,16 +327,62 @@ def weights_entries(name: str) -> list[LocatedWeights]:
     return found
 
 
-def current_weights(name: str) -> LocatedWeights | None:
-    """The weights ``load(name, pretrained=True)`` uses, or ``None`` if none ship."""
+def weights_quality(name: str, quality: int | None) -> int | None:
+    """The quality whose network ``load(name, quality)`` builds, for a codec with one network
+    per quality (``model_per_quality``): ``quality``, else the entry's declared default (its
+    ``quality`` argument) if it has trained weights, else the quality of the weights in use
+    (the first entry), else the declared default. ``None`` for codecs whose one network codes
+    every quality."""
+    if not codec_class(name).model_per_quality:
+        return None
+    if quality is None:
+        declared = int(entry_arguments(name)["quality"])
+        if current_weights(name, declared) is not None:
+            return declared
+        located = current_weights(name)
+        return int(located.entry.arguments.get("quality", declared)) if located else declared
+    try:
+        if isinstance(quality, bool):
+            raise TypeError
+        return operator.index(quality)
+    except TypeError:
+        raise CodeczooError(f"{name}: quality must be an integer, got {quality!r}") from None
+
+
+def _is_quality(located: LocatedWeights, quality: int | None) -> bool:
+    return quality is None or located.entry.arguments.get("quality") == quality
+
+
+def current_weights(name: str, quality: int | None = None) -> LocatedWeights | None:
+    """The weights ``load(name, pretrained=True)`` uses, or ``None`` if none ship.
+
+    ``quality`` (codecs with one network per quality, see :func:`weights_quality`): the first
+    entry trained for that quality; ``None``: the first entry of any quality."""
     for located in weights_entries(name):
-        if located.path.is_file():
+        if _is_quality(located, quality) and located.path.is_file():
             return located
     return None
 
 
 def has_pretrained(name: str) -> bool:
+    """Whether trained weights are available (of any quality, where each is its own network)."""
     return current_weights(name) is not None
+
+
+def trained_qualities(name: str) -> list[int]:
+    """The qualities with trained weights of a codec with one network per quality (sorted)."""
+    if not codec_class(name).model_per_quality:
+        return []
+    return sorted({int(located.entry.arguments["quality"]) for located in weights_entries(name)
+                   if "quality" in located.entry.arguments and located.path.is_file()})
+
+
+def training_file(name: str, arguments: dict[str, Any]) -> str:
+    """File name of the training record of weights with these ``arguments``: ``training.json``,
+    or ``training-q<quality>.json`` for a codec with one network per quality."""
+    if codec_class(name).model_per_quality and "quality" in arguments:
+        return f"training-q{int(arguments['quality'])}.json"
+    return TRAINING
 
 
 def find_weights(name: str, weights_hash: str) -> LocatedWeights | None:
@@ -356,19 +403,21 @@ def find_registered(cls: type, weights_hash: str) -> tuple[str, dict[str, Any]] 
     return None
 
 
-def read_training(name: str) -> dict[str, Any]:
-    """``training.json`` beside the weights in use (how they were trained), or ``{}``."""
-    located = current_weights(name)
+def read_training(name: str, quality: int | None = None) -> dict[str, Any]:
+    """The training record beside the weights in use (how they were trained), or ``{}``;
+    ``quality`` as in :func:`current_weights`."""
+    located = current_weights(name, quality)
     if located is None:
         return {}
-    path = located.root / name / TRAINING
+    path = located.root / located.codec / training_file(located.codec, located.entry.arguments)
     return read_json(path, "training record") if path.is_file() else {}
 
 
 # -- cards and listing ---------------------------------------------------------------------------
 def get_card(name: str) -> CodecCard:
-    """The codec's declared card, with the weights currently in use (``None`` if none)."""
-    located = current_weights(name)
+    """The codec's declared card, with the weights currently in use (``None`` if none; for a
+    codec with one network per quality, those of its default quality)."""
+    located = current_weights(name, weights_quality(name, None))
     return entry(name).card.replace(weights=located.entry if located else None)
 
 
@@ -431,16 +480,20 @@ def read_weights(located: LocatedWeights) -> dict:
     return {k: v.float() for k, v in load_file(str(path)).items()}
 
 
-def pretrained_state_dict(name: str) -> tuple[dict, dict[str, Any]]:
-    """The verified weights in use for ``name`` (float32) and the arguments they need."""
-    located = current_weights(name)
+def pretrained_state_dict(name: str, quality: int | None = None) -> tuple[dict, dict[str, Any]]:
+    """The verified weights in use for ``name`` (float32) and the arguments they need
+    (``quality`` as in :func:`current_weights`)."""
+    located = current_weights(name, quality)
     if located is None:
-        raise WeightsError(no_weights_message(name))
+        raise WeightsError(no_weights_message(name, quality))
     return read_weights(located), dict(located.entry.arguments)
 
 
-def no_weights_message(name: str) -> str:
-    return (f"codec {name!r} has no trained weights: train and export them "
+def no_weights_message(name: str, quality: int | None = None) -> str:
+    trained = trained_qualities(name) if quality is not None else []
+    what = (f"no trained weights for quality {quality} (trained: "
+            f"{', '.join(map(str, trained))})" if trained else "no trained weights")
+    return (f"codec {name!r} has {what}: train and export them "
             f"(docs/training.md: codeczoo fit, then codeczoo export), or use a codec from "
             f"'codeczoo list --pretrained'")
 
@@ -450,7 +503,8 @@ def load(name: str, quality: int | None = None, pretrained: Pretrained = "auto",
     """Build the codec ``name``, with weights where it has them; eval mode.
 
     Args:
-        quality: the default rate ``encode`` uses.
+        quality: the default rate ``encode`` uses; for a codec with one network per quality
+            (CompressAI's families), the network to load (default: :func:`weights_quality`).
         pretrained: ``"auto"`` (default) loads the weights in use if any are available and
             builds untrained weights otherwise; ``True`` insists on them (``WeightsError``);
             ``False`` never loads them (research on untrained models).
@@ -461,16 +515,24 @@ def load(name: str, quality: int | None = None, pretrained: Pretrained = "auto",
     if pretrained not in (True, False, "auto"):
         raise CodeczooError(f"pretrained must be True, False or 'auto', got {pretrained!r}")
     name = resolve_name(name)
+    network = weights_quality(name, quality)  # None: one network codes every quality
     state = None
     if weights is not None:
         if isinstance(weights, LocatedWeights):
             state, arguments = read_weights(weights), dict(weights.entry.arguments)
         else:
             state, arguments = _user_weights(Path(weights)), {}
+        if network is not None and quality is None:
+            network = int(arguments.get("quality", network))  # the quality they were trained for
+        elif network is not None and arguments.get("quality", network) != network:
+            raise WeightsError(f"{name}: these weights are quality {arguments['quality']}'s "
+                               f"network, not quality {network}'s")
         kwargs = {**arguments, **kwargs}
-    elif pretrained is True or (pretrained == "auto" and has_pretrained(name)):
-        state, arguments = pretrained_state_dict(name)
+    elif pretrained is True or (pretrained == "auto" and current_weights(name, network)):
+        state, arguments = pretrained_state_dict(name, network)
         kwargs = {**arguments, **kwargs}
+    if network is not None:
+        kwargs["quality"] = network
     model = build(name, **kwargs)
     if state is not None:
         try:

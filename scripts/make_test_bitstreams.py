@@ -5,11 +5,13 @@ For every codec that ships weights, the bundled sample ``chest_1_8bit.png`` is c
 (``<codec>-q4.png``). Shipping new weights must keep these decodable (keep the old weights entry
 in ``registry/<codec>/weights.json``) or regenerate them deliberately with this script:
 
-    python scripts/make_test_bitstreams.py
+    python scripts/make_test_bitstreams.py            # every codec that ships weights
+    python scripts/make_test_bitstreams.py NAME ...   # only these (new codecs)
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import codeczoo
@@ -20,10 +22,10 @@ OUT = REPO / "tests" / "data" / "bitstreams"
 SAMPLE = REPO / "codeczoo" / "samples" / "chest_1_8bit.png"
 
 
-def main() -> None:
+def main(names: list[str]) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     image = read_image(SAMPLE)
-    for name in codeczoo.list_codecs(pretrained=True):
+    for name in names or codeczoo.list_codecs(pretrained=True):
         data = codeczoo.encode(image.pixels, name, 4, bits_stored=image.bits_stored)
         (OUT / f"{name}-q4.czoo").write_bytes(data)
         write_image(OUT / f"{name}-q4.png", codeczoo.decode(data), overwrite=True)
@@ -31,4 +33,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

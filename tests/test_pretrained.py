@@ -5,7 +5,6 @@ These tests cover every codec that ships weights in registry/ (``list_codecs(pre
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import numpy as np
@@ -15,7 +14,8 @@ import codeczoo
 from codeczoo.errors import WeightsError
 from codeczoo.io import read_image
 from codeczoo.metrics import psnr
-from codeczoo.registry import REGISTRY_ENV, current_weights, packaged_registry, read_training
+from codeczoo.registry import (REGISTRY_ENV, current_weights, packaged_registry, read_training,
+                               weights_quality)
 
 PRETRAINED = codeczoo.list_codecs(pretrained=True)
 
@@ -28,8 +28,9 @@ def test_some_codecs_ship_weights():
 
 @pytest.mark.parametrize("name", PRETRAINED)
 def test_weights_entry_describes_the_weights(name):
-    located = current_weights(name)
-    weights, training = located.entry, read_training(name)
+    network = weights_quality(name, None)  # where each quality is a network: load's default one
+    located = current_weights(name, network)
+    weights, training = located.entry, read_training(name, network)
     assert weights.sha256[:8] in weights.file
     assert located.path.stat().st_size == weights.size_bytes
     assert training["steps"] > 0 and training.get("recipe")
@@ -69,8 +70,7 @@ def test_pretrained_codec_beats_its_untrained_self(name, cxr_val_images):
 @pytest.mark.parametrize("name", PRETRAINED[:1])
 def test_tampered_weights_are_refused(name, tmp_path, monkeypatch):
     shutil.copytree(packaged_registry() / name, tmp_path / name)
-    manifest = json.loads((tmp_path / name / "weights.json").read_text())
-    weights = tmp_path / name / manifest["weights"][0]["file"]
+    weights = tmp_path / name / current_weights(name, weights_quality(name, None)).entry.file
     raw = bytearray(weights.read_bytes())
     raw[-1] ^= 0xFF
     weights.write_bytes(bytes(raw))
@@ -84,6 +84,6 @@ def test_decode_by_header_uses_registry_weights(name):
     rng = np.random.default_rng(0)
     image = rng.integers(0, 4096, size=(48, 80)).astype(np.uint16)
     data = codeczoo.encode(image, codec=name, quality=2, bits_stored=12)
-    assert codeczoo.read_header(data).weights_hash == codeczoo.load(name).weights_hash()
+    assert codeczoo.read_header(data).weights_hash == codeczoo.load(name, 2).weights_hash()
     restored = codeczoo.decode(data)
     assert restored.shape == image.shape and restored.dtype == np.uint16

@@ -51,8 +51,9 @@ def demo_rows(images: list[Path], codec_names: list[str], folder: Path):
                        "skipped": f"{name} codes {low}-{high} bits"}
                 continue
             for quality in qualities:
-                data = codec.encode(image.pixels, quality, bits_stored=image.bits_stored,
-                                    photometric=image.photometric)
+                data = codec.for_quality(quality).encode(
+                    image.pixels, quality, bits_stored=image.bits_stored,
+                    photometric=image.photometric)
                 target = folder / f"{path.stem}.{name}.q{quality}.czoo"
                 write_bytes(target, data, overwrite=True)
                 size = target.stat().st_size

@@ -76,8 +76,10 @@ def run(args) -> int:
             "command": result["command"], "dataset": result["dataset"],
             "bit_depth": result["bit_depth"], "quality": result["quality"],
             "weights_hash": result["codec"]["weights_hash"],
+            "weights_hashes": result["codec"]["weights_hashes"],
             "results": {k: result["results"][k] for k in
-                        ("bpp", "psnr", "ssim", "ms-ssim", "encoding_time", "decoding_time")},
+                        ("bpp", "psnr", "ssim", "ms-ssim", "encoding_time", "decoding_time")
+                        if k in result["results"]},  # MS-SSIM is absent on small images
         })
     if args.output:
         write_results(result, args.output)

@@ -28,13 +28,17 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    from ..registry import codec_class
     from ..training.export import export_checkpoint
 
     path, entry, training = export_checkpoint(
         args.checkpoint, args.name, fp16=args.fp16, registry=args.registry, recipe=args.recipe,
         data_source=args.data_source)
+    quality = entry.arguments.get("quality") if codec_class(args.name).model_per_quality else None
+    loads = (f"codeczoo.load({args.name!r})" if quality is None  # one network per quality:
+             else f"codeczoo.load({args.name!r}, quality={quality})")
     print(f"wrote {path} ({entry.size_bytes} bytes, {entry.dtype}, sha256 {entry.sha256[:16]}...) "
-          f"after {training['steps']} steps; codeczoo.load({args.name!r}) now uses it")
+          f"after {training['steps']} steps; {loads} now uses it")
     if "fp16_max_abs_diff" in entry.notes:
         print(f"fp16 storage changes reconstructions by at most {entry.notes['fp16_max_abs_diff']:.2e} "
               f"and PSNR by at most {entry.notes['fp16_max_psnr_delta_db']:.3f} dB (sample X-ray, "

@@ -209,11 +209,18 @@ def _reusable(path: Path, name: str, n_images: int, qualities: Sequence[int] | N
         return None
     from ..registry import load
 
-    weights = load(name).weights_hash().hex()
+    codec = load(name)
     if (result.get("dataset", {}).get("images") != n_images
             or (qualities is not None and list(result.get("quality", [])) != list(qualities))
-            or result.get("codec", {}).get("weights_hash") != weights):
+            or result.get("codec", {}).get("weights_hash") != codec.weights_hash().hex()):
         return None
+    if codec.model_per_quality:  # each quality's own network must be the one measured
+        try:
+            hashes = [codec.for_quality(int(q)).weights_hash().hex() for q in result["quality"]]
+        except CodeczooError:
+            return None
+        if result["codec"].get("weights_hashes") != hashes:
+            return None
     return result
 
 

@@ -84,6 +84,13 @@ def load_codec(codec, pretrained: bool | None = None, device: str | None = None)
     return codec
 
 
+def coders_for(codec, qualities: Sequence[int]) -> dict[int, Any]:
+    """quality -> the instance that codes it: ``codec`` itself, or, for a codec with one
+    network per quality (CompressAI's families), each quality's network
+    (:meth:`~codeczoo.codec.Codec.for_quality`), loaded once, before any image is coded."""
+    return {int(q): codec.for_quality(int(q)) for q in qualities}
+
+
 def uses_trained_weights(codec) -> bool:
     """Whether a learned codec instance carries registered weights (not seeded untrained ones)."""
     from ..registry import find_weights
@@ -218,6 +225,7 @@ def evaluate(codec, images: Iterable, qualities: Sequence[int] | None = None, *,
 
     from tqdm import tqdm
 
+    coders = coders_for(instance, qualities)
     measurements: list[Measurement] = []
     bit_depths, photometrics, sizes = set(), set(), []
     total = len(images) * len(qualities)
@@ -230,11 +238,11 @@ def evaluate(codec, images: Iterable, qualities: Sequence[int] | None = None, *,
                 path = None
                 if out_dir is not None:
                     path = out_dir / f"{index:04d}_{Path(sample.name).stem}_q{quality}.czoo"
-                measurements.append(measure(instance, sample, quality, path))
+                measurements.append(measure(coders[quality], sample, quality, path))
                 bar.update(1)
 
     learned = instance.learned
-    trained = uses_trained_weights(instance)
+    trained = all(uses_trained_weights(c) for c in coders.values())
     label = f"{name} (untrained)" if learned and not trained else name
     header_hash = instance.weights_hash().hex()
     depth = sorted(bit_depths)
@@ -264,6 +272,8 @@ def evaluate(codec, images: Iterable, qualities: Sequence[int] | None = None, *,
             "learned": learned,
             "pretrained": trained if learned else None,
             "weights_hash": header_hash,
+            # per quality: differs from weights_hash where each quality is its own network
+            "weights_hashes": [coders[q].weights_hash().hex() for q in qualities],
             "lossless_qualities": [q for q in qualities if instance.is_lossless(q)],
         },
     }

@@ -32,7 +32,7 @@ from compressai.models import CompressionModel
 from torch import Tensor, nn
 
 from ..bitstream import Header
-from ..codec import Codec, state_dict_hash
+from ..codec import Codec, cached_weights_hash, state_dict_hash
 from ..coding import recurrent_payload
 from ..coding.recurrent_payload import pack_codes, unpack_codes
 from ..entropy import GzipStage
@@ -282,12 +282,7 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
     # -- weights ----------------------------------------------------------------------------------
     def weights_hash(self) -> bytes:
         """First 8 bytes of the sha256 of the weights (cached until a tensor changes)."""
-        state = self.state_dict()
-        key = tuple((name, t.data_ptr(), t._version, tuple(t.shape), t.dtype)
-                    for name, t in state.items())
-        if self._hash_cache is None or self._hash_cache[0] != key:
-            self._hash_cache = (key, state_dict_hash(state))
-        return self._hash_cache[1]
+        return cached_weights_hash(self)
 
     @classmethod
     def arguments_from_state_dict(cls, state_dict) -> dict:

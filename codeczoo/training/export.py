@@ -19,8 +19,10 @@ folder (the user registry by default, ``--registry DIR`` to choose, e.g. the rep
   of the earlier runs this one continued, each with the evaluations ``codeczoo eval --record``
   measured on its weights: what each training minute bought.
 
-Codecs with CompressAI entropy bottlenecks get ``update(force=True)`` first, so their CDF tables
-travel with the weights and ``compress`` works after loading.
+Codecs with CompressAI entropy bottlenecks get ``update(force=True, update_quantiles=True)``
+first: the bottlenecks' quantiles (tails and medians) are solved from the learned densities, as
+the auxiliary loss only approximates, and the CDF tables travel with the weights so ``compress``
+works after loading.
 """
 
 from __future__ import annotations
@@ -38,8 +40,7 @@ import torch
 from ..errors import CodeczooError, WeightsError
 from ..atomic import write_bytes, write_text
 from ..cards import WeightsEntry
-from ..registry import (MANIFEST, REGISTRY_ENV, TRAINING, build, codec_class, current_weights,
-                        is_installed_location, read_json, user_registry)
+from ..registry import (MANIFEST, REGISTRY_ENV, build, codec_class, current_weights, is_installed_location, read_json, training_file, user_registry)
 from .module import CKPT_KEY
 
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "chest_1_8bit.png"
@@ -163,20 +164,27 @@ def export_checkpoint(checkpoint: str | os.PathLike, name: str, fp16: bool = Fal
     model = model_from_checkpoint(ckpt, name)
     from compressai.models import CompressionModel
 
+    notes: dict[str, Any] = {}
     if isinstance(model, CompressionModel):
-        model.update(force=True)  # CDF tables for compress(); no-op without entropy bottlenecks
+        # CDF tables for compress(); no-op without entropy bottlenecks. The bottlenecks'
+        # quantiles are solved from the learned densities by bisection (CompressAI's
+        # update_quantiles): what the auxiliary loss only approaches, exact after short runs too.
+        with torch.no_grad():
+            model.update(force=True, update_quantiles=True)
+        if any(n.endswith("quantiles") for n, _ in model.named_parameters()):
+            notes["quantiles"] = ("solved at export by bisection on the learned densities "
+                                  "(CompressAI update(update_quantiles=True))")
     state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
     dtype = "float32"
-    notes: dict[str, Any] = {}
     if fp16:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
         dtype = "float16"
         own = model.fp16_effect(info["arguments"], state)  # a codec that measures it its own way
         if own is not None:
-            notes = own
+            notes = {**notes, **own}
         else:
             check = fp16_check(model, name, info["arguments"], state)
-            notes = {"fp16_max_abs_diff": check["max_abs_diff"],
+            notes = {**notes, "fp16_max_abs_diff": check["max_abs_diff"],
                      "fp16_max_psnr_delta_db": check["max_psnr_delta_db"],
                      "fp16_check": "fp16-stored vs fp32 weights on codeczoo/samples/"
                                    f"{SAMPLE.name}, every quality: max |x_hat| difference in "
@@ -200,7 +208,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, name: str, fp16: bool = Fal
                    if e.get("sha256") != sha]
     _write_json(manifest_path, {"codec": name, "weights": [entry.to_json(), *earlier]})
 
-    training_path = folder / TRAINING
+    training_path = folder / training_file(name, info["arguments"])
     previous = read_json(training_path, "training record") if training_path.is_file() else {}
     record = training_record(ckpt, checkpoint)
     history = training_history(previous, record)
@@ -219,22 +227,50 @@ def export_checkpoint(checkpoint: str | os.PathLike, name: str, fp16: bool = Fal
     return final, entry, record
 
 
-def record_evaluation(name: str, evaluation: dict) -> Path:
-    """Add an evaluation of the weights in use to their ``training.json`` (``eval --record``)."""
-    located = current_weights(name)
-    if located is None:
-        raise CodeczooError(f"{name} has no registry weights to record an evaluation for")
-    if evaluation.get("weights_hash") != located.entry.weights_hash:
-        raise CodeczooError("the evaluation was not measured on the weights in use")
-    if is_installed_location(located.root):
-        raise CodeczooError(f"the weights of {name} live in an installed package "
-                            f"({located.root}); record evaluations in a checkout or user registry")
-    path = located.root / name / TRAINING
-    record = read_json(path, "training record") if path.is_file() else {}
-    record["evaluations"] = [e for e in record.get("evaluations", [])
-                             if e.get("command") != evaluation.get("command")] + [evaluation]
-    _write_json(path, record)
-    return path
+def record_evaluation(name: str, evaluation: dict) -> list[Path]:
+    """Add an evaluation of the weights in use to their training record (``eval --record``).
+
+    Where each quality is its own network (``model_per_quality``), each quality's results go to
+    that network's record (``training-q<quality>.json``), checked against its own weights hash
+    (``evaluation["weights_hashes"]``, one per quality). Returns the records written.
+    """
+    if codec_class(name).model_per_quality:
+        hashes = evaluation.get("weights_hashes") or []
+        if len(hashes) != len(evaluation["quality"]):
+            raise CodeczooError("the evaluation has no weights hash per quality")
+        targets = [(current_weights(name, int(q)), _one_quality(evaluation, i))
+                   for i, q in enumerate(evaluation["quality"])]
+    else:
+        targets = [(current_weights(name), evaluation)]
+    for located, part in targets:
+        if located is None:
+            raise CodeczooError(f"{name} has no registry weights to record an evaluation for"
+                                + (f" (quality {part['quality'][0]})"
+                                   if codec_class(name).model_per_quality else ""))
+        if part.get("weights_hash") != located.entry.weights_hash:
+            raise CodeczooError("the evaluation was not measured on the weights in use")
+        if is_installed_location(located.root):
+            raise CodeczooError(f"the weights of {name} live in an installed package "
+                                f"({located.root}); record evaluations in a checkout or user "
+                                "registry")
+    paths = []
+    for located, part in targets:
+        path = located.root / located.codec / training_file(located.codec, located.entry.arguments)
+        record = read_json(path, "training record") if path.is_file() else {}
+        record["evaluations"] = [e for e in record.get("evaluations", [])
+                                 if e.get("command") != part.get("command")] + [part]
+        _write_json(path, record)
+        paths.append(path)
+    return paths
+
+
+def _one_quality(evaluation: dict, index: int) -> dict:
+    """The part of an evaluation over several qualities that measured quality number ``index``."""
+    part = {k: v for k, v in evaluation.items() if k != "weights_hashes"}
+    part["quality"] = [evaluation["quality"][index]]
+    part["weights_hash"] = evaluation["weights_hashes"][index]
+    part["results"] = {k: [v[index]] for k, v in evaluation["results"].items()}
+    return part
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -303,6 +339,8 @@ def training_record(ckpt: dict, checkpoint_path) -> dict:
     budget = (ckpt.get("callbacks") or {}).get("TimeBudget") or {}
     if budget.get("plan"):
         record["time_budget"] = _jsonable(budget["plan"])
+    if info.get("lmbda") is not None:  # the rate-distortion trade-off trained for
+        record["lmbda"] = info["lmbda"]
     if previous:
         record["continued_from"] = {"weights": (info.get("init_from") or {}).get("weights", {})
                                     .get("file"), "steps": int(previous.get("steps", 0))}

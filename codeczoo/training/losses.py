@@ -60,7 +60,7 @@ class RateDistortionLoss(nn.Module):
     """``lmbda * 255**2 * MSE + bpp`` (CompressAI's ``RateDistortionLoss`` with metric "mse").
 
     Args:
-        lmbda: the Lagrange multiplier (CompressAI's scale; 0.0130 is its quality 3).
+        lmbda: the Lagrange multiplier (CompressAI's scale; 0.0130 is its quality 4).
 
     ``forward(output, target)`` returns ``{"loss", "mse", "bpp"}`` (bpp: likelihood estimate).
     """

@@ -50,13 +50,14 @@ from torchmetrics import MeanMetric
 from .. import metrics as czmetrics
 from ..errors import CodeczooError
 from ..registry import (build, current_weights, entry_arguments, no_weights_message,
-                        read_training, read_weights, resolve_name)
+                        read_training, read_weights, resolve_name, weights_quality)
 from .data import XrayDataModule
 from .losses import RateDistortionLoss, RecurrentResidualLoss
 
 LR_SCHEDULES = ("multistep", "cosine", "constant")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 FUSE_GATES = ("none", "equal", "all")
+DEFAULT_LMBDA = 0.0130  # CompressAI's quality 4
 #: keys of the checkpoint entry the module adds (read by codeczoo export).
 CKPT_KEY = "codeczoo"
 
@@ -100,7 +101,11 @@ class CodecModule(L.LightningModule):
         loss_p: 1 (L1, the papers') or 2 (L2) for the recurrent residual loss.
         train_iterations: iterations unrolled in training for a recurrent codec (default: its
             ``max_iterations``, so the loss covers every rate).
-        lmbda: rate-distortion trade-off for codecs with a learned entropy model (CompressAI scale).
+        lmbda: rate-distortion trade-off for codecs with a learned entropy model (CompressAI's
+            scale, ``lmbda * 255**2 * MSE + bpp``); default: the codec's own (``codec.lmbda``:
+            a CompressAI family's quality sets it from CompressAI's ladder), else 0.0130. A
+            codec with its own is refused another one (its quality would no longer say what
+            it was trained for).
         lr: Adam learning rate of the network (Toderici port: 5e-4).
         aux_lr: Adam learning rate of the entropy bottlenecks' quantiles (CompressAI: 1e-3).
         weight_decay: Adam weight decay.
@@ -134,7 +139,7 @@ class CodecModule(L.LightningModule):
 
     def __init__(self, codec: str = "sushmit2019-rnnconv", codec_args: Optional[dict] = None,
                  init_from_registry: bool = False, loss_p: int = 1,
-                 train_iterations: Optional[int] = None, lmbda: float = 0.0130,
+                 train_iterations: Optional[int] = None, lmbda: Optional[float] = None,
                  lr: float = 5e-4, aux_lr: float = 1e-3, weight_decay: float = 0.0,
                  lr_schedule: str = "multistep", lr_milestones: Sequence[float] = (0.5, 0.75),
                  lr_gamma: float = 0.5, lr_min_factor: float = 0.01, warmup_steps: int = 0,
@@ -156,14 +161,15 @@ class CodecModule(L.LightningModule):
         arguments = entry_arguments(codec)
         state = None
         self.init_from: dict[str, Any] = {}
-        if init_from_registry:
-            located = current_weights(codec)
+        if init_from_registry:  # where each quality is a network: the one codec_args names
+            network = weights_quality(codec, (codec_args or {}).get("quality"))
+            located = current_weights(codec, network)
             if located is None:
-                raise CodeczooError(f"init_from_registry: {no_weights_message(codec)}")
+                raise CodeczooError(f"init_from_registry: {no_weights_message(codec, network)}")
             state = read_weights(located)
             arguments.update(located.entry.arguments)
             self.init_from = {"weights": located.entry.to_json(),
-                              "training": read_training(codec)}
+                              "training": read_training(codec, network)}
         arguments.update(codec_args or {})
         #: the complete constructor arguments (what ``codeczoo export`` writes with the weights).
         self.arguments = arguments
@@ -177,7 +183,14 @@ class CodecModule(L.LightningModule):
         self.recurrent = self.model.progressive
         self.has_aux = any(is_aux_parameter(n) for n, _ in self.model.named_parameters())
         self.residual_loss = RecurrentResidualLoss(loss_p)
-        self.rd_loss = RateDistortionLoss(lmbda)
+        own = self.model.lmbda
+        if lmbda is not None and own is not None and float(lmbda) != own:
+            raise CodeczooError(
+                f"{codec} quality {self.model.default_quality} is trained with lmbda {own}; "
+                f"choose the quality (codec_args: {{quality: q}}), not lmbda {lmbda}")
+        #: the rate-distortion trade-off trained for (rate-distortion codecs).
+        self.lmbda = float(lmbda if lmbda is not None else own if own is not None else DEFAULT_LMBDA)
+        self.rd_loss = RateDistortionLoss(self.lmbda)
         if self.recurrent:
             t_max = self.model.max_iterations
             self.train_iterations = int(train_iterations or t_max)
@@ -405,6 +418,7 @@ class CodecModule(L.LightningModule):
         checkpoint[CKPT_KEY] = {
             "codec": self.codec_name,
             "arguments": self.arguments,
+            "lmbda": None if self.recurrent else self.lmbda,
             "init_from": self.init_from,
             "recipe_config": self.recipe_config,
             "data": datamodule.describe() if isinstance(datamodule, XrayDataModule) else None,
