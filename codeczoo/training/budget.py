@@ -33,6 +33,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from ..errors import CodeczooError
+from .module import CodecModule
 
 
 class TimeBudget(L.Callback):
@@ -127,7 +128,7 @@ class TimeBudget(L.Callback):
             self.plan["steps_per_s_last"] = rate
             return  # only ever shorten a planned run
         trainer.fit_loop.epoch_loop.max_steps = fits
-        if hasattr(pl_module, "schedule_steps"):
+        if isinstance(pl_module, CodecModule):  # its LR schedule spans the new length
             pl_module.schedule_steps = fits
         first = current is None
         self.plan.update(max_steps=fits, steps_per_s=rate if first else self.plan["steps_per_s"],
