@@ -16,6 +16,6 @@ setup(
     package_data={
         "codeczoo": ["samples/*.png", "samples/*.txt", "samples/*.md"],
         "codeczoo._registry": ["README.md", "*/*.json", "*/*.safetensors"],
-        "codeczoo._recipes": ["README.md", "*/*.yaml"],
+        "codeczoo._recipes": ["README.md", "*/*.yaml", "*/entropy/*.yaml"],
     },
 )

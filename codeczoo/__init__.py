@@ -38,8 +38,10 @@ def _refuse_untrained(codec: str, allow_untrained: bool, quality: int | None = N
     """Whether ``codec`` has trained weights (for ``quality``'s network, where each quality is
     one); a learned codec without them is refused (its files would decode to noise, and only
     this codeczoo and torch version could decode them at all) unless ``allow_untrained``."""
-    from .registry import codec_class, current_weights, no_weights_message, weights_quality
+    from .registry import (codec_class, current_weights, no_weights_message, split_spec,
+                           weights_quality)
 
+    codec = split_spec(codec)[0]  # coding options (NAME@option=value) do not change weights
     network = weights_quality(codec, quality)  # the quality's network, where each is one
     if not codec_class(codec).learned or current_weights(codec, network) is not None:
         return True

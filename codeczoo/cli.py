@@ -18,7 +18,7 @@ from .errors import CodeczooError, one_line
 
 #: sub-command modules under codeczoo.commands, in the order ``--help`` lists them.
 COMMANDS = ("list", "info", "compress", "decompress", "demo", "eval", "bench", "paper_table",
-            "figure", "export", "round")
+            "figure", "export", "fit_entropy", "round")
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
 
 

@@ -51,6 +51,9 @@ class Codec:
             has ``encode_codes`` / ``decode_codes`` / ``max_iterations`` (training unrolls it).
         spatial_multiple: the networks' downsampling; crops for training and tests are
             multiples of it (1 for classic codecs).
+        coding_options: byte-layer options of :meth:`configure_coding` (an entropy stage, a
+            rate control) that change how files are written, not the weights; decoding needs
+            none of them (the payload records what the encoder chose).
         dicom_method: DICOM's defined term for the codec's lossy method, Lossy Image Compression
             Method (0028,2114), where DICOM defines one (JPEG 2000: ``ISO_15444_1``); ``None``
             for codecs DICOM does not know (see :func:`codeczoo.io.lossy_method_for`).
@@ -85,6 +88,28 @@ class Codec:
     card: ClassVar["CodecCard | None"] = None
     model_per_quality: ClassVar[bool] = False
     lmbda: float | None = None
+    coding_options: ClassVar[tuple[str, ...]] = ()
+
+    # -- coding options ------------------------------------------------------------------------
+    def configure_coding(self, **options) -> "Codec":
+        """Set the byte layer's options this codec declares in :attr:`coding_options` (e.g.
+        the entropy stage); ``codeczoo.load`` passes them from ``NAME@option=value``."""
+        if options:
+            raise CodeczooError(f"{self.codec_name} has no coding options "
+                                f"({', '.join(sorted(options))} given)")
+        return self
+
+    def coding_state(self) -> dict:
+        """The coding options in effect where they differ from the defaults, with what they
+        depend on (e.g. the learned entropy model's hash): recorded by ``codeczoo eval`` so a
+        result is never reused for other settings (empty by default)."""
+        return {}
+
+    @property
+    def label(self) -> str:
+        """The codec as ``codeczoo.load`` takes it back: its name, plus coding options that
+        differ from the defaults (``NAME@option=value``); what tables and plots show."""
+        return self.codec_name
 
     # -- what a codec implements -------------------------------------------------------------
     def encode_values(self, values: np.ndarray, spec: ImageSpec, quality: int

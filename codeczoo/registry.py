@@ -144,9 +144,29 @@ def _has_parameters(cls: type) -> bool:
         return False
 
 
+SPEC_SEPARATOR = "@"
+
+
+def split_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``"NAME@option=value@..."`` -> ``(NAME, {option: value})``: a codec with coding options
+    (e.g. ``sushmit2019-rnnconv@entropy=learned@rate_control=psnr``), as ``bench``, ``eval``
+    and ``load`` take it; integer values become ints."""
+    name, *parts = str(spec).split(SPEC_SEPARATOR)
+    options: dict[str, Any] = {}
+    for part in parts:
+        key, sep, value = part.partition("=")
+        if not sep or not key.isidentifier() or not value:
+            raise CodeczooError(f"codec {spec!r}: options are written NAME@option=value, "
+                                f"got {part!r}")
+        options[key] = int(value) if value.lstrip("-").isdigit() else value
+    return name, options
+
+
 def entry(name: str, import_class_path: bool = True) -> ZooEntry:
     """The zoo entry ``name``: registered, else from an installed entry point, else (when
-    ``import_class_path``) a class path to import (see the module docstring)."""
+    ``import_class_path``) a class path to import (see the module docstring).  Coding options
+    after the name (:func:`split_spec`) are ignored here."""
+    name = name.split(SPEC_SEPARATOR)[0]
     if name not in _ZOO:
         _load_entry_point(name)
     if name not in _ZOO and _looks_like_class_path(name) and (
@@ -510,11 +530,22 @@ def load(name: str, quality: int | None = None, pretrained: Pretrained = "auto",
             ``False`` never loads them (research on untrained models).
         weights: a safetensors file (your own export) or a registry entry to load instead.
         kwargs: constructor arguments over the entry's (with weights, only those that leave
-            the architecture unchanged, e.g. ``tile_batch``).
+            the architecture unchanged, e.g. ``tile_batch``), and the codec's coding options
+            (``Codec.coding_options``: e.g. ``entropy="learned"``), also given in ``name`` as
+            ``NAME@option=value`` (:func:`split_spec`).
     """
     if pretrained not in (True, False, "auto"):
         raise CodeczooError(f"pretrained must be True, False or 'auto', got {pretrained!r}")
+    name, options = split_spec(name)
     name = resolve_name(name)
+    declared = entry(name).cls.coding_options
+    unknown = sorted(set(options) - set(declared))
+    if unknown:  # NAME@option=value names coding options only, never constructor arguments
+        have = (f"its coding options are {', '.join(declared)}" if declared
+                else f"{name} has no coding options")
+        raise CodeczooError(f"{name}: unknown coding option(s) {', '.join(unknown)}; {have}")
+    kwargs = {**options, **kwargs}
+    coding = {k: kwargs.pop(k) for k in list(kwargs) if k in declared}
     network = weights_quality(name, quality)  # None: one network codes every quality
     state = None
     if weights is not None:
@@ -541,6 +572,8 @@ def load(name: str, quality: int | None = None, pretrained: Pretrained = "auto",
             first = str(exc).strip().splitlines()[0]
             raise WeightsError(f"weights of {name!r} do not fit its architecture: {first}") from exc
     model.eval()
+    if coding:
+        model.configure_coding(**coding)
     if quality is not None:
         model.default_quality = model.check_quality(quality)
     return model

@@ -78,3 +78,25 @@ def fixture_dir() -> Path:
 @pytest.fixture(scope="session")
 def fixture_dicoms() -> list[Path]:
     return sorted(FIXTURES.glob("*.dcm"))
+
+
+@pytest.fixture(scope="module")
+def val_image(request):
+    """A 128x160 region of a real validation chest X-ray (uint8)."""
+    import numpy as np
+    from PIL import Image
+
+    path = request.getfixturevalue("cxr_val_images")[0]
+    img = np.asarray(Image.open(path).convert("L"))
+    h, w = img.shape
+    return np.ascontiguousarray(img[h // 2 - 64:h // 2 + 64, w // 2 - 80:w // 2 + 80])
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models run faster on one thread (and leave the other core to the rest); modules
+    that want it say ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

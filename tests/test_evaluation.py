@@ -188,6 +188,26 @@ def test_bench_on_folder(crop_folder, tmp_path):
         bench.run_bench(crop_folder, ["no-such-codec"], tmp_path / "b2")
 
 
+@pytest.mark.slow
+def test_bench_shows_what_each_byte_stage_buys(crop_folder, tmp_path):
+    """Rows NAME, NAME@entropy=learned and NAME@...@rate_control=psnr beside JPEG 2000: the
+    learned stage codes the same codes (same PSNR) in fewer bytes; every row gets its BD-rate
+    entry against the anchor and its own JSON."""
+    name = "sushmit2019-rnnconv"
+    rows = [name, f"{name}@entropy=learned", f"{name}@entropy=learned@rate_control=psnr"]
+    report = bench.run_bench(crop_folder, rows, tmp_path / "bench",
+                             {name: [1, 3], rows[1]: [1, 3], rows[2]: [29, 31],
+                              "jpeg2000": [16, 32, 64, 128]}, limit=1, progress=False)
+    gzip, learned = report.results[name]["results"], report.results[rows[1]]["results"]
+    assert gzip["psnr"] == learned["psnr"]
+    assert all(b < a for a, b in zip(gzip["bpp"], learned["bpp"]))
+    assert set(report.bd_rates) == set(rows)
+    assert all(f"{row}.json" in {p.name for p in report.files} for row in rows)
+    assert all(row in report.table for row in rows)
+    coding = report.results[rows[2]]["codec"]["coding"]
+    assert (coding["entropy"], coding["rate_control"]) == ("learned", "psnr")
+
+
 # ---------------------------------------------------------------------------- paper table
 def test_crop_sampling_is_reproducible(cxr_val_images):
     a = paper_table.sample_crops(cxr_val_images[:4], 32, 6, seed=3)

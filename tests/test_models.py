@@ -14,6 +14,7 @@ import codeczoo
 from codeczoo import bitstream
 from codeczoo.bitstream import unpack
 from codeczoo.errors import CodecMismatchError, CodeczooError, WeightsError
+from codeczoo.coding import recurrent_payload
 from codeczoo.coding.recurrent_payload import (LAYOUT_SINGLE, LAYOUTS, POSITION_MAJOR,
                                                pack_codes, pack_payload, tile_codes, unpack_codes)
 from codeczoo.models import Sushmit2019RnnConv, Toderici2017
@@ -38,13 +39,7 @@ def tiny(kind: str, seed: int = 0):
     return Toderici2017(**TINY_TODERICI).eval()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run faster on one thread (and leave the other core to the rest)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -61,15 +56,6 @@ def crops(request) -> torch.Tensor:
     return torch.from_numpy(np.stack(out).astype(np.float32) / 255.0)[:, None]
 
 
-@pytest.fixture(scope="module")
-def val_image(request) -> np.ndarray:
-    """A 128x160 region of a real validation chest X-ray (uint8)."""
-    path = request.getfixturevalue("cxr_val_images")[0]
-    img = np.asarray(Image.open(path).convert("L"))
-    h, w = img.shape
-    return np.ascontiguousarray(img[h // 2 - 64:h // 2 + 64, w // 2 - 80:w // 2 + 80])
-
-
 # -- registry and CompressAI ----------------------------------------------------------------------
 @pytest.mark.parametrize("name", LEARNED)
 def test_compressai_registry_builds_each_codec(name):
@@ -84,7 +70,9 @@ def test_compressai_registry_builds_each_codec(name):
     assert model.bpp_per_iteration == 0.125
     assert model.qualities == tuple(range(1, model.max_iterations + 1))
     assert model.default_quality in model.qualities
-    assert float(model.aux_loss()) == 0.0
+    aux = model.aux_loss()
+    assert float(aux.detach()) == 0.0
+    aux.backward()  # CompressAI trainers call it: zero gradients, no error
     model.update()  # no entropy bottleneck: must not fail
 
 
@@ -229,10 +217,17 @@ def test_tiling_and_every_payload_layout_decode(val_image):
 
 
 def test_version_1_streams_still_decode_and_cannot_claim_new_layouts(val_image):
-    """Files written before position-major order (codec version 1, layouts 0 and 1) decode."""
+    """Files written before position-major order (codec version 1, layouts 0 and 1) and before
+    the learned stage and iteration maps (version 2) decode; neither may claim what came later."""
     model = tiny("toderici")
     header, payload = unpack(model.encode(val_image, quality=2))
-    assert header.codec_version == "2"
+    assert header.codec_version == "3"
+    v2 = bitstream.pack(dataclasses.replace(header, codec_version="2"), payload)
+    np.testing.assert_array_equal(model.decode(v2), model.decode(bitstream.pack(header, payload)))
+    for flag in (recurrent_payload.LEARNED, recurrent_payload.ADAPTIVE):
+        claimed = bytes([payload[0] | flag]) + payload[1:]
+        with pytest.raises(CodeczooError, match="unknown payload layout"):
+            model.decode(bitstream.pack(dataclasses.replace(header, codec_version="2"), claimed))
     codes, _, _ = tile_codes(model, val_image.astype(np.uint16), header.spec, 2)
     old_header = dataclasses.replace(header, codec_version="1")
     old = bitstream.pack(old_header, pack_payload(codes, 2, 64, 2, 3, layout=LAYOUT_SINGLE))

@@ -20,7 +20,8 @@ from codeczoo import bitstream
 from codeczoo.cli import main
 from codeczoo.errors import BitstreamError, CodeczooError
 from codeczoo.io import read_image
-from codeczoo.residual import ResidualCodec, bounded, coder, rans, stable, tables
+from codeczoo.entropy import rans
+from codeczoo.residual import ResidualCodec, bounded, coder, stable, tables
 from codeczoo.residual.codec import _HEAD
 
 BOUNDS = (0, 1, 2, 4, 8)

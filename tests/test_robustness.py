@@ -489,7 +489,7 @@ def test_dicom_lossy_method_is_a_defined_term_or_codeczoo(tmp_path, fixture_dir,
     assert "codeczoo jpeg2000 (codec version 1, quality 10)" in j2k.DerivationDescription
     learned, _, header = results["toderici2017-lstm-oneshot-small", "4"]
     assert learned.LossyImageCompressionMethod == "CODECZOO"  # never a 16-character cut
-    assert (f"codeczoo toderici2017-lstm-oneshot-small (codec version 2, quality 4, weights "
+    assert (f"codeczoo toderici2017-lstm-oneshot-small (codec version 3, quality 4, weights "
             f"{header.weights_hex})") in learned.DerivationDescription
     lossless, _, _ = results["jpeg2000", "1"]
     assert "LossyImageCompression" not in lossless and "DerivationDescription" not in lossless

@@ -8,16 +8,24 @@ to a multiple of the network's ``downsampling`` and cut into independent square 
 Payload layout (big-endian)::
 
     offset size  field
-    0      1     layout, two flags:
+    0      1     layout, four flags:
                    bit 0: 0 = one DEFLATE stream over all tiles' packed codes,
                           1 = one DEFLATE stream per tile, each preceded by its u32 length;
                    bit 1: code order inside a tile, 0 = planar (iteration, channel, row, column),
-                          1 = position-major (iteration, row, column, channel)
-    1      1     iterations T (equals the container's quality)
+                          1 = position-major (iteration, row, column, channel);
+                   bit 2 (LEARNED, codec version 3): the learned entropy stage instead of
+                          DEFLATE (bits 0 and 1 are then 0);
+                   bit 3 (ADAPTIVE, codec version 3): a per-tile iteration map follows
+    1      1     iterations T: the container's quality, or with ADAPTIVE the largest count
+                 in the map (the container's quality is then the PSNR target in dB)
     2      2     tile size in pixels
     4      2     tile rows
     6      2     tile columns
-    8      ...   codes
+    8      8     LEARNED only: the entropy model's hash (``registry/<codec>/entropy.json``)
+    ...    R*C   ADAPTIVE only: each tile's iteration count, 1..T, one byte per tile in raster
+                 order
+    ...    ...   codes: DEFLATE stream(s), or with LEARNED one rANS frame per tile
+                 (:mod:`codeczoo.entropy.learned_stage`)
 
 Each tile's codes are packed 8 to a byte in the layout's order (:func:`pack_codes`,
 byte-aligned per tile); tiles follow in raster order.  The encoder writes whichever of the four
@@ -26,7 +34,9 @@ layouts is smallest.  Position-major order usually wins: it puts a latent positi
 background, collimator borders); on the val chest X-rays it saves 16-18 % (Sushmit) and
 2.5-7.4 % (Toderici-small) of the bytes planar order needs (``benchmarks/code_order.py``).  One
 stream usually beats per-tile streams, the format a streaming decoder would read.  Files written
-before position-major order existed (codec version 1: layouts 0 and 1) decode unchanged.  The
+before position-major order existed (codec version 1: layouts 0 and 1) and before the learned
+stage and iteration maps (codec version 2) decode unchanged; a version 1 or 2 header that claims
+a later flag is refused.  The
 padded size comes from the container header (height + pad_bottom, width + pad_right).
 """
 
@@ -34,6 +44,7 @@ from __future__ import annotations
 
 import os
 import struct
+import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol, Sequence
 
@@ -52,7 +63,12 @@ _LENGTH = struct.Struct(">I")
 LAYOUT_SINGLE, LAYOUT_PER_TILE = 0, 1   # layout bit 0: one DEFLATE stream, or one per tile
 POSITION_MAJOR = 2                      # layout bit 1: code order (iteration, row, column, channel)
 LAYOUTS = (LAYOUT_SINGLE | POSITION_MAJOR, LAYOUT_PER_TILE | POSITION_MAJOR,
-           LAYOUT_SINGLE, LAYOUT_PER_TILE)  # the encoder's candidates, in order of preference
+           LAYOUT_SINGLE, LAYOUT_PER_TILE)  # the gzip stage's candidates, in order of preference
+LEARNED = 4                             # layout bit 2: learned entropy stage (codec version 3)
+ADAPTIVE = 8                            # layout bit 3: per-tile iteration map (codec version 3)
+_HASH = 8                               # bytes of the entropy model's hash after the head
+#: PSNR targets (dB) an adaptive payload's header quality may hold
+PSNR_TARGETS = range(10, 100)
 GZIP = GzipStage()
 _POOL: ThreadPoolExecutor | None = None
 
@@ -169,32 +185,56 @@ def _unit_tile(prepared, tile) -> torch.Tensor:
 
 
 def _encode_tiles(model: RecurrentNetwork, items: Sequence[tuple[np.ndarray, ImageSpec]],
-                  quality: int, batch_tiles: int, on_image=None):
+                  quality: int, batch_tiles: int, on_image=None, tile_size: int | None = None,
+                  errors: bool = False):
     """Codes of every tile of every image, uint8 (T, C, h, w) in {0, 1}; consecutive
     same-shaped tiles (across images) coded ``batch_tiles`` at a time. ``on_image(k, codes,
-    grid, pads)`` is called as soon as image ``k``'s last tile is coded."""
+    grid, pads, sse)`` is called as soon as image ``k``'s last tile is coded.  ``errors``: also
+    each tile's squared error (stored integers, padding excluded) after every iteration,
+    float64 (T,) per tile (``None`` otherwise)."""
+    tile_size = int(tile_size or model.tile_size)
     prepared = []
     jobs: list[tuple[int, int, tuple[int, int, int, int]]] = []
     for k, (values, spec) in enumerate(items):
         padded, pads = pad_to_multiple(values, model.downsampling)
-        tiles = tile_grid(*padded.shape, model.tile_size)
-        prepared.append((padded, pads, grid_shape(*padded.shape, model.tile_size), spec))
+        tiles = tile_grid(*padded.shape, tile_size)
+        prepared.append((padded, pads, grid_shape(*padded.shape, tile_size), spec))
         jobs += [(k, i, tile) for i, tile in enumerate(tiles)]
-    codes: list[list[np.ndarray]] = [[np.empty(0)] * sum(1 for j in jobs if j[0] == k)
-                                     for k in range(len(items))]
-    left = [len(c) for c in codes]
+    counts = [sum(1 for j in jobs if j[0] == k) for k in range(len(items))]
+    codes: list[list[np.ndarray]] = [[np.empty(0)] * n for n in counts]
+    sse: list[list] = [[None] * n for n in counts]
+    left = list(counts)
     device = _device(model)
     with _EvalMode(model):
         for run in same_shape_batches([tile for _, _, tile in jobs], batch_tiles):
             x = torch.cat([_unit_tile(prepared[jobs[r][0]], jobs[r][2]) for r in run]).to(device)
-            bits = (model.encode_codes(x, quality) > 0).to(torch.uint8).cpu().numpy()
+            if errors:
+                signed, x_hats = model.encode_progressive(x, quality)
+            else:
+                signed = model.encode_codes(x, quality)
+            bits = (signed > 0).to(torch.uint8).cpu().numpy()
             for j, r in enumerate(run):
-                k, i, _ = jobs[r]
+                k, i, (top, left_px, th, tw) = jobs[r]
                 codes[k][i] = bits[:, j]
+                if errors:
+                    spec = prepared[k][3]
+                    vh, vw = min(th, spec.height - top), min(tw, spec.width - left_px)
+                    sse[k][i] = _tile_errors(x_hats[:, j], prepared[k][0], (top, left_px, vh, vw),
+                                             spec.bits_stored)
                 left[k] -= 1
                 if left[k] == 0 and on_image is not None:
-                    on_image(k, codes[k], prepared[k][2], prepared[k][1])
-    return codes, [p[2] for p in prepared], [p[1] for p in prepared]
+                    on_image(k, codes[k], prepared[k][2], prepared[k][1], sse[k])
+    return codes, [p[2] for p in prepared], [p[1] for p in prepared], sse
+
+
+def _tile_errors(x_hats: torch.Tensor, padded: np.ndarray, region, bits_stored: int) -> np.ndarray:
+    """Squared error of a tile's stored integers after each iteration: x_hats (T, 1, h, w)."""
+    top, left, vh, vw = region
+    if vh <= 0 or vw <= 0:
+        return np.zeros(x_hats.shape[0])
+    stored = _stored_values(x_hats, bits_stored)[:, :vh, :vw].astype(np.float64)
+    original = padded[top:top + vh, left:left + vw].astype(np.float64)
+    return ((stored - original) ** 2).reshape(len(stored), -1).sum(axis=1)
 
 
 def tile_codes(model: RecurrentNetwork, values: np.ndarray, spec: ImageSpec, quality: int
@@ -202,17 +242,43 @@ def tile_codes(model: RecurrentNetwork, values: np.ndarray, spec: ImageSpec, qua
     """Each tile's binary codes, uint8 (T, C, h, w) in {0, 1}, in raster order; the tile grid
     (rows, cols); the padding (bottom, right).  The codes of the first ``t`` iterations do not
     depend on ``quality`` (the iterations are progressive)."""
-    codes, grids, pads = _encode_tiles(model, [(values, spec)], quality, model.tile_batch)
+    codes, grids, pads, _ = _encode_tiles(model, [(values, spec)], quality, model.tile_batch)
     return codes[0], grids[0], pads[0]
 
 
+def tile_codes_and_errors(model: RecurrentNetwork, values: np.ndarray, spec: ImageSpec,
+                          iterations: int, tile_size: int | None = None):
+    """As :func:`tile_codes` with tiles of ``tile_size`` px, plus each tile's squared error
+    (stored integers) after every iteration: ``(codes, grid, pads, errors)`` (what adaptive
+    iterations allocate with, and what ``benchmarks/stages.py`` measures uniform and adaptive
+    coding with in one pass)."""
+    codes, grids, pads, sse = _encode_tiles(model, [(values, spec)], iterations, model.tile_batch,
+                                            tile_size=tile_size, errors=True)
+    return codes[0], grids[0], pads[0], sse[0]
+
+
+def _head(layout: int, iterations: int, tile: int, rows: int, cols: int,
+          entropy_hash: bytes | None, iteration_map: Sequence[int] | None) -> bytes:
+    head = _HEAD.pack(layout, iterations, tile, rows, cols)
+    if layout & LEARNED:
+        head += entropy_hash
+    if layout & ADAPTIVE:
+        head += bytes(iteration_map)
+    return head
+
+
 def pack_payload(codes_per_tile: list[np.ndarray], iterations: int, tile: int, rows: int,
-                 cols: int, layout: int | None = None, parallel: bool = True) -> bytes:
-    """Payload from each tile's codes (T, C, h, w); ``layout=None`` writes the smallest of
-    :data:`LAYOUTS` (the first of equal size), the candidates compressed in parallel threads
-    unless ``parallel`` is false."""
+                 cols: int, layout: int | None = None, parallel: bool = True, *,
+                 adaptive: bool = False) -> bytes:
+    """gzip-stage payload from each tile's codes (T_k, C, h, w); ``layout=None`` writes the
+    smallest of :data:`LAYOUTS` (the first of equal size), the candidates compressed in
+    parallel threads unless ``parallel`` is false.  ``adaptive``: tiles may hold different
+    numbers of iterations (up to ``iterations``), recorded in the iteration map."""
+    counts = [int(c.shape[0]) for c in codes_per_tile] if adaptive else None
+
     def make(kind: int) -> bytes:
-        head = _HEAD.pack(kind, iterations, tile, rows, cols)
+        kind |= ADAPTIVE if adaptive else 0
+        head = _head(kind, iterations, tile, rows, cols, None, counts)
         packed = [pack_codes(c, position_major=bool(kind & POSITION_MAJOR)) for c in codes_per_tile]
         if not kind & LAYOUT_PER_TILE:
             return head + GZIP.compress(b"".join(packed))
@@ -229,9 +295,103 @@ def pack_payload(codes_per_tile: list[np.ndarray], iterations: int, tile: int, r
     return min(candidates, key=len)  # min keeps the first of equal length: LAYOUTS' order
 
 
+def pack_learned_payload(model: RecurrentNetwork, codes_per_tile: list[np.ndarray],
+                         iterations: int, tile: int, rows: int, cols: int, *,
+                         adaptive: bool = False, bins_per_tile=None) -> bytes:
+    """Learned-stage payload (:mod:`codeczoo.entropy.learned_stage`) of each tile's codes
+    (``bins_per_tile``: their context-model bins, if already computed)."""
+    from ..entropy import learned_stage
+
+    context, digest = model.entropy_model()
+    layout = LEARNED | (ADAPTIVE if adaptive else 0)
+    counts = [int(c.shape[0]) for c in codes_per_tile] if adaptive else None
+    return (_head(layout, iterations, tile, rows, cols, digest, counts)
+            + learned_stage.encode_tiles(context, codes_per_tile, bins_per_tile))
+
+
+def _payload(model: RecurrentNetwork, codes, grid, quality: int, tile: int, sse, spec,
+             parallel: bool) -> bytes:
+    """One image's payload from its tiles' codes at the model's entropy stage and rate
+    control (``quality``: iterations, or the PSNR target in dB with ``sse``).
+
+    With the learned stage the gzip payload of the same quality is built too and the smaller
+    one written (the layout byte says which, as for the gzip stage's own layouts): the context
+    model learned chest X-ray codes, and on codes unlike them (the flat, exactly repeating
+    backgrounds of large radiographs) DEFLATE's long matches can cost less.  ``--entropy
+    learned`` is therefore never larger than the paper's stage; ``benchmarks/stages.py``
+    reports the learned stage alone and what the encoder writes."""
+    adaptive = model.rate_control == "psnr"
+    bins = learned_bins(model, codes) if adaptive else None  # once: they cost, then they code
+    gzip_codes, gzip_iterations = _rate_controlled(model, codes, quality, sse, spec,
+                                                   iteration_costs(model, codes, None))
+    gzip = pack_payload(gzip_codes, gzip_iterations, tile, *grid, parallel=parallel,
+                        adaptive=adaptive)
+    if model.entropy != "learned":
+        return gzip
+    if adaptive:  # the learned stage allocates iterations with its own costs
+        codes, iterations = _rate_controlled(model, codes, quality, sse, spec,
+                                             iteration_costs(model, codes, bins), warn=False)
+    else:
+        codes, iterations = gzip_codes, gzip_iterations
+    learned = pack_learned_payload(model, codes, iterations, tile, *grid, adaptive=adaptive,
+                                   bins_per_tile=bins)
+    return min(learned, gzip, key=len)  # a tie keeps the learned stage
+
+
+def _rate_controlled(model: RecurrentNetwork, codes, quality: int, sse, spec, costs,
+                     warn: bool = True) -> tuple[list[np.ndarray], int]:
+    """Each tile's codes cut to the iterations the rate control gives it, and the largest
+    count: ``quality`` iterations everywhere, or with adaptive iterations the fewest bits
+    (``costs``) that meet the PSNR target ``quality`` (warning once if none does)."""
+    if model.rate_control != "psnr":
+        return [c[:quality] for c in codes], quality
+    from .adaptive import (UnreachableTargetWarning, choose_iterations, psnr_of,
+                           target_squared_error)
+
+    target = target_squared_error(quality, spec)
+    counts = choose_iterations(sse, costs, target)
+    reached = sum(float(e[n - 1]) for e, n in zip(sse, counts))
+    if warn and reached > target:  # even max_iterations everywhere falls short: say so
+        warnings.warn(
+            f"{model.codec_name}: a {quality} dB PSNR target is out of reach on this "
+            f"{spec.height}x{spec.width} image; coded at {model.max_iterations} iterations "
+            f"everywhere ({psnr_of(reached, spec):.2f} dB)", UnreachableTargetWarning,
+            stacklevel=3)
+    return [c[:n] for c, n in zip(codes, counts)], max(counts)
+
+
+def learned_bins(model: RecurrentNetwork, codes: list[np.ndarray]) -> list[np.ndarray] | None:
+    """Each tile's context-model bins (:func:`codeczoo.entropy.learned_stage.tile_bins`) with
+    the learned stage, None with gzip."""
+    if model.entropy != "learned":
+        return None
+    from ..entropy.learned_stage import tile_bins
+
+    context, _ = model.entropy_model()
+    return [tile_bins(context, c) for c in codes]
+
+
+def iteration_costs(model: RecurrentNetwork, codes: list[np.ndarray],
+                    bins: list[np.ndarray] | None = None) -> list[np.ndarray]:
+    """Bits each iteration of each tile costs: the learned stage's own estimate (from ``bins``,
+    :func:`learned_bins`), or the raw code bits (DEFLATE's cost cannot be split by tile and
+    iteration)."""
+    if bins is not None:
+        from ..entropy.learned_stage import iteration_bits
+
+        context, _ = model.entropy_model()
+        return [iteration_bits(context, c, b) for c, b in zip(codes, bins)]
+    return [np.full(c.shape[0], float(np.prod(c.shape[1:]))) for c in codes]
+
+
+def coding_tile(model: RecurrentNetwork) -> int:
+    """Tile size the encoder uses: ``tile_size``, or ``adaptive_tile_size`` when adaptive."""
+    return model.adaptive_tile_size if model.rate_control == "psnr" else model.tile_size
+
+
 def encode(model: RecurrentNetwork, values: np.ndarray, spec: ImageSpec, quality: int
            ) -> tuple[bytes, tuple[int, int]]:
-    """The payload of ``values`` at ``quality`` iterations, and the padding added."""
+    """The payload of ``values`` at ``quality``, and the padding added."""
     return encode_batch(model, [(values, spec)], quality)[0]
 
 
@@ -239,40 +399,72 @@ def encode_batch(model: RecurrentNetwork, items: Sequence[tuple[np.ndarray, Imag
                  quality: int, batch_tiles: int | None = None) -> list[tuple[bytes, tuple[int, int]]]:
     """Payloads (and paddings) of several images at ``quality``: their tiles share network
     batches of up to ``batch_tiles`` (default: the model's ``tile_batch``); each image's payload
-    is packed and DEFLATEd in the worker pool as soon as its last tile is coded."""
+    is packed and entropy-coded in the worker pool as soon as its last tile is coded."""
+    adaptive = model.rate_control == "psnr"
+    iterations = model.max_iterations if adaptive else quality
+    tile = coding_tile(model)
+    batch = int(batch_tiles or model.tile_batch)
     if len(items) == 1:  # one image: its four layout candidates are DEFLATEd in parallel
-        codes, grids, pads = _encode_tiles(model, items, quality, int(batch_tiles or model.tile_batch))
-        return [(pack_payload(codes[0], quality, model.tile_size, *grids[0]), pads[0])]
+        codes, grids, pads, sse = _encode_tiles(model, items, iterations, batch, tile_size=tile,
+                                                errors=adaptive)
+        return [(_payload(model, codes[0], grids[0], quality, tile, sse[0], items[0][1], True),
+                 pads[0])]
     futures: list[Future | None] = [None] * len(items)
 
-    def pack(k, codes, grid, pads):
+    def pack(k, codes, grid, pads, sse):
         futures[k] = worker_pool().submit(
-            lambda: (pack_payload(codes, quality, model.tile_size, *grid, parallel=False), pads))
+            lambda: (_payload(model, codes, grid, quality, tile, sse, items[k][1], False), pads))
 
-    _encode_tiles(model, items, quality, int(batch_tiles or model.tile_batch), on_image=pack)
+    _encode_tiles(model, items, iterations, batch, on_image=pack, tile_size=tile, errors=adaptive)
     return [f.result() for f in futures]
 
 
 def _split_codes(model: RecurrentNetwork, payload: bytes, header: Header):
-    """Check the payload head against the container header; return (layout, T, tiles, packed)."""
+    """Check the payload head against the container header and decode the codes:
+    (tiles (top, left, h, w, T_k), each tile's codes (T_k, C, h, w) float32 +-1)."""
     if len(payload) < _HEAD.size:
         raise BitstreamError("payload too short for a recurrent codec header")
     layout, t, tile, rows, cols = _HEAD.unpack_from(payload)
     spec = header.spec
     ph, pw = spec.height + header.pad_bottom, spec.width + header.pad_right
     ds = model.downsampling
-    if t != header.quality or not 1 <= t <= model.max_iterations:
+    known = LAYOUTS + tuple(k | ADAPTIVE for k in LAYOUTS) + (LEARNED, LEARNED | ADAPTIVE)
+    if (layout not in known or (header.codec_version == "1" and layout & POSITION_MAJOR)
+            or (header.codec_version in ("1", "2") and layout & (LEARNED | ADAPTIVE))):
+        raise BitstreamError(f"unknown payload layout {layout}")
+    if not 1 <= t <= model.max_iterations:
+        raise BitstreamError(f"payload holds {t} iterations, this codec has {model.max_iterations}")
+    if layout & ADAPTIVE:
+        if header.quality not in PSNR_TARGETS:
+            raise BitstreamError(f"header holds an invalid PSNR target {header.quality}")
+    elif t != header.quality:
         raise BitstreamError(f"payload holds {t} iterations, header quality {header.quality}")
     if ph % ds or pw % ds or tile < ds or tile % ds:
         raise BitstreamError(f"padded size {ph}x{pw} / tile {tile} do not fit downsampling {ds}")
     if (rows, cols) != grid_shape(ph, pw, tile):
         raise BitstreamError(f"tile grid {rows}x{cols} does not fit a {ph}x{pw} image")
     check_declared_size(header, tile, ds, model.tile_size)
-    if layout not in LAYOUTS or (header.codec_version == "1" and layout & POSITION_MAJOR):
-        raise BitstreamError(f"unknown payload layout {layout}")
     tiles = tile_grid(ph, pw, tile)
-    nbytes = [(t * model.code_channels * (h // ds) * (w // ds) + 7) // 8 for _, _, h, w in tiles]
-    body = payload[_HEAD.size:]
+    pos = _HEAD.size
+    digest = None
+    if layout & LEARNED:
+        digest = payload[pos:pos + _HASH]
+        pos += _HASH
+    counts = [t] * len(tiles)
+    if layout & ADAPTIVE:
+        counts = list(payload[pos:pos + len(tiles)])
+        pos += len(tiles)
+        if len(counts) != len(tiles) or min(counts) < 1 or max(counts) != t:
+            raise BitstreamError(f"iteration map does not fit {len(tiles)} tiles of 1..{t} iterations")
+    shapes = [(n, model.code_channels, h // ds, w // ds) for n, (_, _, h, w) in zip(counts, tiles)]
+    located = [(*tile_, n) for tile_, n in zip(tiles, counts)]
+    if layout & LEARNED:
+        from ..entropy import learned_stage
+
+        context = model.entropy_model_for_payload(digest)
+        return located, learned_stage.decode_tiles(context, payload, pos, shapes)
+    nbytes = [(int(np.prod(shape)) + 7) // 8 for shape in shapes]
+    body = payload[pos:]
     check_code_bytes(sum(nbytes), len(body))
     if not layout & LAYOUT_PER_TILE:
         raw = GZIP.decompress(body, max_length=sum(nbytes))
@@ -281,27 +473,45 @@ def _split_codes(model: RecurrentNetwork, payload: bytes, header: Header):
         offsets = np.cumsum([0] + nbytes)
         packed = [raw[offsets[i]:offsets[i + 1]] for i in range(len(tiles))]
     else:
-        packed, pos = [], 0
+        packed, at = [], 0
         for n in nbytes:
-            if pos + _LENGTH.size > len(body):
+            if at + _LENGTH.size > len(body):
                 raise BitstreamError("per-tile payload is truncated")
-            (length,) = _LENGTH.unpack_from(body, pos)
-            pos += _LENGTH.size
-            raw = GZIP.decompress(body[pos:pos + length], max_length=n)
+            (length,) = _LENGTH.unpack_from(body, at)
+            at += _LENGTH.size
+            raw = GZIP.decompress(body[at:at + length], max_length=n)
             if len(raw) != n:
                 raise BitstreamError(f"tile holds {len(raw)} code bytes, {n} expected")
             packed.append(raw)
-            pos += length
-    return layout, t, tiles, packed
+            at += length
+    major = bool(layout & POSITION_MAJOR)
+    return located, [unpack_codes(p, shape, position_major=major) for p, shape in zip(packed, shapes)]
+
+
+def describe(payload: bytes) -> dict:
+    """What ``codeczoo info`` shows of a payload head: entropy stage, tiles, iteration map."""
+    if len(payload) < _HEAD.size:
+        return {}
+    layout, t, tile, rows, cols = _HEAD.unpack_from(payload)
+    info = {"entropy_stage": "learned" if layout & LEARNED else "gzip", "tile_size": tile,
+            "tiles": [rows, cols]}
+    pos = _HEAD.size
+    if layout & LEARNED:
+        info["entropy_model"] = payload[pos:pos + _HASH].hex()
+        pos += _HASH
+    if layout & ADAPTIVE:
+        counts = list(payload[pos:pos + rows * cols])
+        info["rate_control"] = "psnr (adaptive iterations)"
+        info["iterations_per_tile"] = {n: counts.count(n) for n in sorted(set(counts))}
+    else:
+        info["rate_control"] = "iterations"
+    return info
 
 
 def _unpacked_tiles(model: RecurrentNetwork, payload: bytes, header: Header):
-    """Inflate and unpack one payload: (tiles, each tile's codes (T, C, h, w) float32 +-1)."""
-    layout, t, tiles, packed = _split_codes(model, payload, header)
-    ds = model.downsampling
-    return tiles, [unpack_codes(packed[i], (t, model.code_channels, h // ds, w // ds),
-                                position_major=bool(layout & POSITION_MAJOR))
-                   for i, (_, _, h, w) in enumerate(tiles)]
+    """Entropy-decode one payload: (tiles (top, left, h, w, T_k), each tile's codes (T_k, C, h,
+    w) float32 +-1)."""
+    return _split_codes(model, payload, header)
 
 
 def _stored_values(x_hat: torch.Tensor, bits_stored: int) -> np.ndarray:
@@ -339,13 +549,13 @@ def decode_batch(model: RecurrentNetwork, items: Sequence[tuple[bytes, Header]],
     device = _device(model)
     with _EvalMode(model):
         for run in same_shape_batches([tile for _, _, tile in jobs], int(batch_tiles or model.tile_batch)):
-            bits = {items[jobs[r][0]][1].spec.bits_stored for r in run}
+            bits = {items[jobs[r][0]][1].spec.bits_stored for r in run}  # tiles share (h, w, T)
             codes = np.stack([unpacked[jobs[r][0]][1][jobs[r][1]] for r in run], axis=1)
             x_hat = model.decode_codes(torch.from_numpy(codes).to(device))
             stored = ({b: x_hat[:, 0].detach().float().cpu().numpy() for b in bits} if unit
                       else {b: _stored_values(x_hat, b) for b in bits})
             for j, r in enumerate(run):
-                k, _, (top, left, th, tw) = jobs[r]
+                k, _, (top, left, th, tw, _) = jobs[r]
                 spec = items[k][1].spec
                 vh, vw = min(th, spec.height - top), min(tw, spec.width - left)
                 if vh <= 0 or vw <= 0:

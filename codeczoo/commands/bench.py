@@ -40,7 +40,7 @@ def parse_quality_options(options: list[str]) -> dict[str, list[int]]:
 
     out = {}
     for option in options:
-        name, sep, values = option.partition("=")
+        name, sep, values = option.rpartition("=")  # a codec spec has "=" too
         if not sep or not name:
             raise CodeczooError(f"--quality expects CODEC=Q1,Q2,..., got {option!r}")
         out[name] = parse_qualities(values)

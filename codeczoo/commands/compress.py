@@ -22,6 +22,12 @@ def add_parser(subparsers) -> None:
                         help="czoo: codeczoo bitstreams (default); dicom: DICOM inputs to "
                              "DICOM files whose pixel data is the codestream in its standard "
                              "transfer syntax (jpeg2000, jpegls, htj2k; see docs/io.md)")
+    parser.add_argument("--entropy", choices=("gzip", "learned"),
+                        help="entropy stage of a recurrent codec: gzip (the paper's, default) "
+                             "or learned (context model + rANS; codeczoo fit-entropy trains it)")
+    parser.add_argument("--psnr", type=int, metavar="DB",
+                        help="recurrent codecs: reach this PSNR (dB, over the image's bit depth) "
+                             "with spatially adaptive iterations instead of --quality iterations")
     parser.add_argument("--max-error", type=int, metavar="K",
                         help="guarantee |original - decoded| <= K on every pixel (0 = lossless): "
                              "the codec at --quality becomes the base of the learned residual "
@@ -49,16 +55,26 @@ def run(args) -> int:
         if args.format == "dicom":
             raise CodeczooError("--max-error writes codeczoo bitstreams (the residual layer has "
                                 "no DICOM transfer syntax); drop --format dicom")
-        codec = load_bounded(args.codec, args.quality, allow_untrained=args.untrained_weights)
+        base, base_quality = args.codec, args.quality
+        if args.entropy or args.psnr is not None:  # adaptive / learned base, bounded residual
+            base += (f"@entropy={args.entropy}" if args.entropy else "") + \
+                ("@rate_control=psnr" if args.psnr is not None else "")
+            base_quality = args.psnr if args.psnr is not None else args.quality
+        codec = load_bounded(base, base_quality, allow_untrained=args.untrained_weights)
         quality = codec.check_quality(args.max_error)
         label = f"max error {quality}, base {args.codec} quality {codec.resolved_base_quality()}"
     else:
-        codec = load_for_encoding(args.codec, args.quality,
-                                  allow_untrained=args.untrained_weights)
+        spec = args.codec + (f"@entropy={args.entropy}" if args.entropy else "")
+        if args.psnr is not None:
+            if args.quality is not None:
+                raise CodeczooError("--psnr and --quality both set the rate: give one of them")
+            spec += "@rate_control=psnr"
+        quality = args.psnr if args.psnr is not None else args.quality
+        # coding options travel in the spec, so a codec without them refuses them by name
+        codec = load_for_encoding(spec, quality, allow_untrained=args.untrained_weights)
         if args.format == "dicom":
             return run_dicom(args, codec)
-        quality = args.quality
-        label = f"{args.codec}, quality {codec.default_quality if quality is None else quality}"
+        label = f"{codec.label}, quality {codec.default_quality if quality is None else quality}"
     jobs = plan(args.inputs, args.output, IMAGE_SUFFIXES, BITSTREAM_SUFFIX)
     if len(jobs) == 1 and jobs[0].target.suffix.lower() in IMAGE_SUFFIXES:
         raise CodeczooError(

@@ -212,7 +212,8 @@ def _reusable(path: Path, name: str, n_images: int, qualities: Sequence[int] | N
     codec = load(name)
     if (result.get("dataset", {}).get("images") != n_images
             or (qualities is not None and list(result.get("quality", [])) != list(qualities))
-            or result.get("codec", {}).get("weights_hash") != codec.weights_hash().hex()):
+            or result.get("codec", {}).get("weights_hash") != codec.weights_hash().hex()
+            or result.get("codec", {}).get("coding", {}) != codec.coding_state()):
         return None
     if codec.model_per_quality:  # each quality's own network must be the one measured
         try:

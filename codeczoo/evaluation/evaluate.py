@@ -210,7 +210,7 @@ def evaluate(codec, images: Iterable, qualities: Sequence[int] | None = None, *,
         A dict in CompressAI's results schema (see the module docstring); JSON-safe (no inf/NaN).
     """
     instance = load_codec(codec, pretrained, device)
-    name = instance.codec_name or type(instance).__name__
+    name = instance.label or type(instance).__name__
     qualities = instance.default_eval_qualities() if qualities is None else \
         [instance.check_quality(int(q)) for q in qualities]
     images = list(images) if not isinstance(images, (list, tuple)) else images
@@ -275,6 +275,7 @@ def evaluate(codec, images: Iterable, qualities: Sequence[int] | None = None, *,
             # per quality: differs from weights_hash where each quality is its own network
             "weights_hashes": [coders[q].weights_hash().hex() for q in qualities],
             "lossless_qualities": [q for q in qualities if instance.is_lossless(q)],
+            "coding": instance.coding_state(),  # non-default coding options (entropy stage...)
         },
     }
     if device is not None:

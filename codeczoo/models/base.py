@@ -36,7 +36,7 @@ from ..codec import Codec, cached_weights_hash, state_dict_hash
 from ..coding import recurrent_payload
 from ..coding.recurrent_payload import pack_codes, unpack_codes
 from ..entropy import GzipStage
-from ..errors import BitstreamError, CodeczooError
+from ..errors import BitstreamError, CodecMismatchError, CodeczooError, WeightsError
 from ..intensity import ImageSpec
 
 
@@ -66,6 +66,11 @@ class Binarizer(nn.Module):
         return torch.where(y >= 0, 1.0, -1.0).to(y.dtype)
 
 
+#: tile edge (px) of adaptive iterations: the regions that get their own iteration count
+#: (smaller regions follow the image better, but every tile edge costs the network context)
+ADAPTIVE_TILE_SIZE = 128
+
+
 class RecurrentBinaryCodec(CompressionModel, Codec):
     """Base of progressive recurrent binary codecs (Toderici et al. 2017 residual iterations).
 
@@ -90,8 +95,15 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
     """
 
     downsampling: ClassVar[int] = 16
-    codec_version: ClassVar[str] = "2"  # 2: position-major code order (payload layouts 2, 3)
-    reads_codec_versions: ClassVar[tuple[str, ...]] = ("1",)  # layouts 0 and 1 only
+    # 2: position-major code order (payload layouts 2, 3); 3: learned entropy stage and
+    # per-tile iteration maps (layout bits 2 and 3)
+    codec_version: ClassVar[str] = "3"
+    reads_codec_versions: ClassVar[tuple[str, ...]] = ("1", "2")  # 1: layouts 0 and 1 only
+    coding_options: ClassVar[tuple[str, ...]] = ("entropy", "rate_control", "adaptive_tile_size")
+    #: PSNR targets (dB) that ``rate_control="psnr"`` takes as ``quality``, and its defaults
+    psnr_targets: ClassVar[tuple[int, ...]] = tuple(recurrent_payload.PSNR_TARGETS)
+    psnr_eval_targets: ClassVar[tuple[int, ...]] = (30, 32, 34, 36, 38, 40, 42, 44, 46)
+    default_psnr_target: ClassVar[int] = 40
     learned: ClassVar[bool] = True
     unit_values: ClassVar[bool] = True
     progressive: ClassVar[bool] = True
@@ -119,6 +131,111 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
         #: argument of the weights.
         self.batch_tiles: int | None = None
         self._hash_cache: tuple[tuple, bytes] | None = None
+        #: entropy stage of the byte layer: "gzip" (the paper's, default) or "learned"
+        #: (:mod:`codeczoo.entropy.learned_stage`); rate control: "iterations" (``quality`` =
+        #: iterations everywhere) or "psnr" (``quality`` = a PSNR target in dB, iterations
+        #: chosen per tile of ``adaptive_tile_size`` px: :mod:`codeczoo.coding.adaptive`).
+        #: Execution settings, not arguments of the weights: :meth:`configure_coding`.
+        self.entropy = "gzip"
+        self.rate_control = "iterations"
+        self.adaptive_tile_size = ADAPTIVE_TILE_SIZE
+        self._iteration_qualities = (self.qualities, self.default_quality)
+        self._entropy_models: dict[bytes, object] = {}
+
+    # -- coding options -------------------------------------------------------------------------
+    def configure_coding(self, entropy: str | None = None, rate_control: str | None = None,
+                         adaptive_tile_size: int | None = None) -> "RecurrentBinaryCodec":
+        """Choose the entropy stage and the rate control of the byte layer (decoding needs
+        neither: the payload records both).  ``rate_control="psnr"`` makes ``quality`` a PSNR
+        target in dB (:attr:`psnr_targets`, default :attr:`default_psnr_target`)."""
+        if entropy is not None:
+            if entropy not in ("gzip", "learned"):
+                raise CodeczooError(f"entropy must be 'gzip' or 'learned', got {entropy!r}")
+            self.entropy = entropy
+        if adaptive_tile_size is not None:
+            size = int(adaptive_tile_size)
+            if size < self.downsampling or size % self.downsampling or size > self.tile_size:
+                raise CodeczooError(f"adaptive_tile_size must be a multiple of {self.downsampling} "
+                                    f"in {self.downsampling}..{self.tile_size}, got {adaptive_tile_size!r}")
+            self.adaptive_tile_size = size
+        if rate_control is not None:
+            if rate_control not in ("iterations", "psnr"):
+                raise CodeczooError(f"rate_control must be 'iterations' or 'psnr', got {rate_control!r}")
+            if rate_control != self.rate_control:
+                if rate_control == "psnr":
+                    self._iteration_qualities = (self.qualities, self.default_quality)
+                    self.qualities, self.default_quality = self.psnr_targets, self.default_psnr_target
+                    self.eval_qualities = self.psnr_eval_targets
+                else:
+                    self.qualities, self.default_quality = self._iteration_qualities
+                    self.eval_qualities = ()
+            self.rate_control = rate_control
+        return self
+
+    @property
+    def label(self) -> str:
+        options = [f"entropy={self.entropy}"] if self.entropy != "gzip" else []
+        if self.rate_control != "iterations":
+            options.append(f"rate_control={self.rate_control}")
+            if self.adaptive_tile_size != ADAPTIVE_TILE_SIZE:
+                options.append(f"adaptive_tile_size={self.adaptive_tile_size}")
+        return "@".join([self.codec_name, *options])
+
+    def coding_state(self) -> dict:
+        state = {}
+        if self.entropy != "gzip":
+            state["entropy"] = self.entropy
+            state["entropy_model"] = self.entropy_model()[1].hex()
+        if self.rate_control != "iterations":
+            state["rate_control"] = self.rate_control
+            state["adaptive_tile_size"] = self.adaptive_tile_size
+        return state
+
+    def entropy_model(self) -> tuple[object, bytes]:
+        """The learned entropy stage's context model for these weights, and its 8-byte hash
+        (:mod:`codeczoo.entropy.models`); ``WeightsError`` if none is registered."""
+        from ..entropy import models as entropy_models
+
+        base = self.weights_hash().hex()
+        located = entropy_models.for_base(self.codec_name, base)
+        if located is None:
+            raise WeightsError(
+                f"{self.codec_name} weights {base} have no learned entropy model: train one "
+                f"(codeczoo fit-entropy --codec {self.codec_name}) or use entropy='gzip'")
+        return self._entropy_model(located)
+
+    def entropy_model_for_payload(self, digest: bytes):
+        """The context model whose hash a payload records (``BitstreamError`` if unknown)."""
+        from ..entropy import models as entropy_models
+
+        if digest in self._entropy_models:
+            return self._entropy_models[digest]
+        located = entropy_models.by_hash(self.codec_name, digest.hex())
+        if located is None:
+            raise CodecMismatchError(
+                f"bitstream was coded with {self.codec_name}'s learned entropy model "
+                f"{digest.hex()}, which no registry holds")
+        return self._entropy_model(located)[0]
+
+    def _entropy_model(self, located) -> tuple[object, bytes]:
+        from ..entropy import models as entropy_models
+
+        digest = bytes.fromhex(located.entry["weights_hash"])
+        if digest not in self._entropy_models:
+            self._entropy_models[digest] = entropy_models.read(located)
+        return self._entropy_models[digest], digest
+
+    def check_header(self, header: Header) -> None:
+        """As :meth:`Codec.check_header`; the quality is an iteration count or, for adaptive
+        payloads, a PSNR target: the payload head says which (checked when it is parsed)."""
+        if header.quality not in range(1, self.max_iterations + 1) and \
+                header.quality not in self.psnr_targets:
+            raise BitstreamError(f"header holds an invalid quality {header.quality}")
+        qualities, self.qualities = self.qualities, ()
+        try:
+            super().check_header(header)
+        finally:
+            self.qualities = qualities
 
     # -- rate -----------------------------------------------------------------------------------
     @property
@@ -157,9 +274,8 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
         ``torch.compile``-d one: one compiled graph serves every iteration, whatever ``T``).
 
         Returns ``{"x_hat": final reconstruction (B, 1, H, W) in image range (not clamped),
-        "likelihoods": {"codes": 0.5 per code bit}, "residuals": (T, B, 1, H, W) x - x_hat_t}``.
-        The likelihoods make CompressAI's ``sum(log p) / (-ln 2 * N * H * W)`` equal the raw
-        code rate ``T * bpp_per_iteration`` exactly.
+        "likelihoods": {"codes": per-bit likelihoods (:meth:`code_likelihoods`)},
+        "residuals": (T, B, 1, H, W) x - x_hat_t}``.
         """
         self._check_input(x)
         t_max = self._iterations(iterations, self.default_quality)
@@ -172,12 +288,30 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
             bits, x_hat, state = step(target, x_hat, state)
             residuals.append(target - x_hat)
             codes.append(bits)
-        codes_t = torch.cat(codes, dim=1)
         return {
             "x_hat": x_hat + 0.5,
-            "likelihoods": {"codes": torch.full_like(codes_t, 0.5).detach()},
+            "likelihoods": {"codes": self.code_likelihoods(torch.stack(codes))},
             "residuals": torch.stack(residuals),
         }
+
+    def code_likelihoods(self, codes: Tensor) -> Tensor:
+        """Per-bit likelihoods of codes (T, B, C, h, w), as (B, T*C, h, w).
+
+        With ``entropy="learned"``: each bit's probability under the learned context model
+        (binned as the coder uses it), differentiable in the codes, so CompressAI's
+        ``RateDistortionLoss`` gets a rate term whose gradient reaches the encoder (the context
+        model itself is not a submodule: it has its own weights and card, and the codec's
+        weights hash stays that of the codec).  With the gzip stage: 0.5 per bit, detached:
+        CompressAI's ``sum(log p) / (-ln 2 * N * H * W)`` is then the raw code rate
+        ``T * bpp_per_iteration``, which DEFLATE's real rate is below.
+        """
+        t, b, c, h, w = codes.shape
+        if self.entropy == "learned":
+            context, _ = self.entropy_model()
+            p = context.likelihoods(codes.float()).to(codes.dtype)
+        else:
+            p = torch.full_like(codes, 0.5).detach()
+        return p.permute(1, 0, 2, 3, 4).reshape(b, t * c, h, w)
 
     def iteration(self, target: Tensor, x_hat: Tensor, state: tuple) -> tuple[Tensor, Tensor, tuple]:
         """One coding iteration on the centred image ``target`` given the reconstruction so far
@@ -194,6 +328,24 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
         """Toderici et al.'s training loss: mean absolute residual, summed over iterations."""
         residuals = output["residuals"]
         return residuals.abs().flatten(1).mean(dim=1).sum()
+
+    @torch.no_grad()
+    def encode_progressive(self, x: Tensor, iterations: int) -> tuple[Tensor, Tensor]:
+        """As :meth:`encode_codes`, plus the reconstruction in [0, 1] after every iteration
+        (T, B, 1, H, W), not clamped (adaptive iterations measure each tile's error with it)."""
+        self._check_input(x)
+        target = self._to_model(x) - 0.5
+        x_hat = torch.zeros_like(target)
+        enc_state = dec_state = None
+        codes, x_hats = [], []
+        for _ in range(iterations):
+            features, enc_state = self.encoder(target - x_hat, enc_state)
+            bits = self.binarizer(features)
+            codes.append(bits)
+            out, dec_state = self.decoder(bits, dec_state)
+            x_hat = out + self.gamma * x_hat if self.gamma else out
+            x_hats.append(x_hat + 0.5)
+        return torch.stack(codes), torch.stack(x_hats)
 
     @torch.no_grad()
     def encode_codes(self, x: Tensor, iterations: int) -> Tensor:
@@ -276,8 +428,11 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
         return {"x_hat": x_hat.clamp(0.0, 1.0)}
 
     def aux_loss(self) -> Tensor:
-        """No entropy bottleneck to fit: a zero tensor (CompressAI trainers may backprop it)."""
-        return torch.zeros((), device=self._device())
+        """No entropy bottleneck to fit: zero, connected to the parameters so that CompressAI
+        trainers can call ``aux_loss().backward()`` (zero gradients).  The learned entropy
+        stage is fitted after the codec (``codeczoo fit-entropy``), not through this loss."""
+        return sum((p.reshape(-1)[0] * 0.0 for p in self.parameters() if p.requires_grad),
+                   torch.zeros((), device=self._device()))
 
     # -- weights ----------------------------------------------------------------------------------
     def weights_hash(self) -> bytes:
@@ -327,6 +482,22 @@ class RecurrentBinaryCodec(CompressionModel, Codec):
 
     def decode_values_batch(self, payloads, headers) -> list[np.ndarray]:
         return recurrent_payload.decode_batch(self, list(zip(payloads, headers)), self.batch_tiles)
+
+    @classmethod
+    def describe_payload(cls, payload: bytes) -> dict:
+        return recurrent_payload.describe(payload)
+
+    def derivation_description(self, header: Header, payload: bytes) -> str:
+        """As :meth:`Codec.derivation_description`, saying when the quality is a PSNR target
+        and which entropy stage coded the codes."""
+        info = recurrent_payload.describe(payload)
+        text = super().derivation_description(header, payload)
+        if info.get("rate_control", "").startswith("psnr"):
+            text = text.replace(f"quality {header.quality}",
+                                f"PSNR target {header.quality} dB, adaptive iterations")
+        if info.get("entropy_stage") == "learned":
+            text += f", learned entropy model {info['entropy_model']}"
+        return text
 
     def decode_unit_values(self, payload: bytes, header: Header) -> np.ndarray:
         """The decoder's reconstruction before rounding: float32 (H, W) in [0, 1] (not clamped);

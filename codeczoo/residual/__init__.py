@@ -10,7 +10,7 @@ residual exactly (``K = 0``) or quantized with step ``2K + 1`` (``|x - x_rec| <=
 * :mod:`~codeczoo.residual.model`: the network and its training objective;
 * :mod:`~codeczoo.residual.tables`: the CDF table bank and the integer table choice;
 * :mod:`~codeczoo.residual.stable`: stable rounding of floats into integers, side information;
-* :mod:`~codeczoo.residual.rans`: CompressAI's rANS coder, made safe for any input.
+* :mod:`~codeczoo.entropy.rans`: CompressAI's rANS coder, made safe for any input.
 """
 
 from .codec import ResidualCodec, bounded

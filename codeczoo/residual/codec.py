@@ -48,7 +48,8 @@ from ..errors import BitstreamError, CodeczooError
 from ..intensity import ImageSpec
 from ..cards import CodecCard, Paper
 from ..registry import load, register_codec
-from . import rans, stable
+from . import stable
+from ..entropy import rans
 from .coder import MARGIN, decode_residual, encode_residual
 from .model import ResidualModel
 

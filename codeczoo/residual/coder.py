@@ -35,7 +35,8 @@ import numpy as np
 import torch
 
 from ..errors import BitstreamError
-from . import rans, stable, tables
+from . import stable, tables
+from ..entropy import rans
 from .model import (PASS_ORDER, PHASES, ResidualModel, known_mask, log_step_feature,
                     quantize_residual)
 

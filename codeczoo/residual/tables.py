@@ -112,7 +112,7 @@ def build_bank() -> tuple[np.ndarray, np.ndarray]:
     """All tables as CompressAI quantized CDFs: ``(cdfs (T+1, L) int32, lengths (T+1,) int32)``.
 
     Row ``T`` is the dummy table (one symbol of probability 65535/65536 and the escape) used to
-    pad short rANS streams (see :mod:`codeczoo.residual.rans`).  Rows are zero-padded to the
+    pad short rANS streams (see :mod:`codeczoo.entropy.rans`).  Rows are zero-padded to the
     longest table; ``lengths`` is CompressAI's ``cdf_length`` (symbols + escape + 1).
     """
     from compressai._CXX import pmf_to_quantized_cdf
