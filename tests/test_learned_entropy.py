@@ -226,6 +226,9 @@ def test_fit_entropy_trains_and_registers_a_model(tmp_path, monkeypatch, capsys)
     monkeypatch.setenv("CODECZOO_REGISTRY", str(registry))
     (found,) = entries("toderici2017-lstm-oneshot-small")[:1]
     assert found.root == registry and found.entry["training"]["steps"] == 2
+    command = found.entry["training"]["command"]
+    assert command.startswith("codeczoo fit-entropy --codec toderici2017-lstm-oneshot-small")
+    assert "--steps 2" in command and "--hidden 8" in command
     codec = codeczoo.load("toderici2017-lstm-oneshot-small@entropy=learned")
     assert codec.entropy_model()[1].hex() == found.entry["weights_hash"]
     data = codec.encode(source[:96, :96], 2)

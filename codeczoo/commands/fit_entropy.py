@@ -59,8 +59,13 @@ def run(args) -> int:
         unknown = set(options) - set(OPTIONS)
         if unknown:
             raise CodeczooError(f"recipe {args.config} has unknown options: {', '.join(sorted(unknown))}")
-    options.update({k: getattr(args, k) for k in OPTIONS if getattr(args, k) is not None})
-    summary = fit_entropy(args.codec, **options)
+    given = {k: getattr(args, k) for k in OPTIONS if getattr(args, k) is not None}
+    options.update(given)
+    # the card records the command as run: recipe and options given on the line
+    command = " ".join([f"codeczoo fit-entropy --codec {args.codec}"]
+                       + ([f"--config {args.config}"] if args.config else [])
+                       + [f"--{k.replace('_', '-')} {v}" for k, v in given.items()])
+    summary = fit_entropy(args.codec, command=command, **options)
     print(json.dumps(summary, indent=2))
     print(f"wrote {summary['file']}: {summary['held_out_bits_per_code_bit']} bits per code bit on "
           f"held-out tiles (gzip: {summary['held_out_gzip_bits_per_code_bit']}); "

@@ -147,8 +147,10 @@ def fit_entropy(codec_name: str, data_root: str | None = None, train_dir: str = 
                 groups: int = 4,
                 lr: float = 2e-3, seed: int = 0, upscaled: bool = True, held_out: float = 0.1,
                 max_images: int | None = None, cache_dir: str | None = "runs/entropy-codes",
-                registry: str | None = None, progress: bool = True) -> dict:
-    """Train and register the entropy model of the weights ``codec_name`` uses now.
+                registry: str | None = None, progress: bool = True,
+                command: str | None = None) -> dict:
+    """Train and register the entropy model of the weights ``codec_name`` uses now
+    (``command``: how it was run, recorded in the card).
 
     Returns a summary: the weights file, its hash, the base weights' hash, the held-out bits per
     code bit (and gzip's, position-major, for the same tiles), steps and minutes.
@@ -205,7 +207,7 @@ def fit_entropy(codec_name: str, data_root: str | None = None, train_dir: str = 
         "seed": seed, "code_minutes": round(code_minutes, 1), "fit_minutes": round(fit_minutes, 1),
         "held_out_bits_per_code_bit": round(learned, 4),
         "held_out_gzip_bits_per_code_bit": round(gzip_bits / sum(t.size for t in held_tiles), 4),
-        "data": str(Path(train_dir)), "command": f"codeczoo fit-entropy --codec {name}",
+        "data": str(Path(train_dir)), "command": command or f"fit_entropy({name!r})",
     }
     target = Path(registry) if registry else user_registry()
     path = add_entry(target, name, model, located.entry.weights_hash, summary)
