@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from .errors import CodeczooError, one_line
 
@@ -42,6 +43,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    with warnings.catch_warnings():  # restores showwarning for callers of main() in Python
+        warnings.showwarning = _show_warning
+        return _run(argv)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """codeczoo's own warnings (e.g. a PSNR target out of reach) as one line on stderr, without
+    the source line Python's default format adds; other libraries' as Python shows them."""
+    if category.__module__.split(".")[0] == "codeczoo":
+        print(f"codeczoo: warning: {one_line(str(message))}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def _run(argv: list[str]) -> int:
     try:
         argv = import_plugins(argv)
         if argv and argv[0] in LIGHTNING_COMMANDS:

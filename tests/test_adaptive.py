@@ -151,3 +151,12 @@ def test_batched_adaptive_learned_coding_meets_each_target(cxr_val_images):
     for image, data, back in zip(images, datas, codec.decode_batch(datas)):
         assert psnr(image, back) >= 31.98
         assert bitstream.unpack(data)[1][0] == recurrent_payload.LEARNED | recurrent_payload.ADAPTIVE
+
+
+def test_an_unreachable_target_is_one_warning_line_on_the_command_line(tmp_path, capsys):
+    out = tmp_path / "x.czoo"
+    assert main(["compress", SAMPLE, "-o", str(out), "--codec", "sushmit2019-rnnconv",
+                 "--psnr", "99"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("codeczoo: warning: ") and "out of reach" in err[0]
+    assert codeczoo.decode(out.read_bytes()).shape == read_image(SAMPLE).pixels.shape

@@ -240,3 +240,5 @@ def test_fit_entropy_refuses_a_bad_recipe(tmp_path, capsys):
     recipe.write_text("stpes: 3\n")
     assert main(["fit-entropy", "--codec", "sushmit2019-rnnconv", "--config", str(recipe)]) == 1
     assert "unknown options: stpes" in capsys.readouterr().err
+    assert main(["fit-entropy", "--codec", "jpeg2000"]) == 1
+    assert "no binary codes to model" in capsys.readouterr().err

@@ -161,10 +161,16 @@ def fit_entropy(codec_name: str, data_root: str | None = None, train_dir: str = 
     from ..registry import current_weights, load, resolve_name, user_registry
     from .data import default_data_root, list_images
 
+    from ..errors import CodeczooError, WeightsError
+    from ..models.base import RecurrentBinaryCodec
+    from ..registry import codec_class
+
     name = resolve_name(codec_name)
+    if not issubclass(codec_class(name), RecurrentBinaryCodec):
+        raise CodeczooError(f"{name} has no binary codes to model: the learned entropy stage is "
+                            f"for the recurrent codecs (sushmit2019-*, toderici2017-*)")
     located = current_weights(name)
     if located is None:
-        from ..errors import WeightsError
         raise WeightsError(f"{name} has no trained weights: its codes would be noise")
     codec = load(name, pretrained=True)
     root = Path(data_root) if data_root else default_data_root()
