@@ -84,8 +84,6 @@ def test_adaptive_spends_fewer_bits_than_uniform_for_the_same_quality(cxr_val_im
 
 
 def test_an_unreachable_target_is_reported(cxr_val_images):
-    from codeczoo.coding.adaptive import UnreachableTargetWarning
-
     image = np.asarray(read_image(cxr_val_images[1]).pixels)[:128, :128]
     codec = codeczoo.load("sushmit2019-rnnconv@rate_control=psnr")
     with pytest.warns(UnreachableTargetWarning, match="out of reach.* dB\\)"):
